@@ -1,0 +1,57 @@
+"""The DRF exception handler: every error answers `{"code", "detail", "errors"?}`.
+
+`detail` is one human sentence that names the offending field, so a script's
+author sees the problem without digging into `errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from apps.core.errors import ApplicationError
+
+
+def _first_message(errors: Any, path: str = "") -> str:
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = key if key != "non_field_errors" else ""
+            return _first_message(value, f"{path}.{name}".strip(".") if name else path)
+    if isinstance(errors, list) and errors:
+        return _first_message(errors[0], path)
+    text = str(errors)
+    return f"{path}: {text}" if path else text
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        body: dict[str, Any] = {"code": exc.code, "detail": exc.message, **exc.extra}
+        if exc.field:
+            body["errors"] = {exc.field: [exc.message]}
+            if not exc.message.startswith(exc.field):
+                body["detail"] = f"{exc.field}: {exc.message}"
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.PermissionDenied) and not context["request"].user.is_authenticated:
+        # Anonymous callers are told to authenticate, not that something exists.
+        exc = exceptions.NotAuthenticated()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"code": "invalid", "detail": _first_message(exc.detail), "errors": exc.detail}
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        response.data = {"code": codes if isinstance(codes, str) else "error", "detail": str(exc.detail)}
+    if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
+        response["WWW-Authenticate"] = 'Token realm="api"'
+    return response
