@@ -18,9 +18,7 @@ class Comment(WorkspaceOwned):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     map = models.ForeignKey("maps.Map", null=True, blank=True, on_delete=models.CASCADE, related_name="comments")
-    layer = models.ForeignKey(
-        "layers.Layer", null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
-    )
+    layer = models.ForeignKey("layers.Layer", null=True, blank=True, on_delete=models.CASCADE, related_name="comments")
     feature = models.ForeignKey(
         "layers.Feature", null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
     )
@@ -43,7 +41,8 @@ class Comment(WorkspaceOwned):
         constraints = [
             models.UniqueConstraint(fields=["id", "workspace"], name="comment_id_workspace_unique"),
             models.CheckConstraint(
-                condition=(Q(map__isnull=False) & Q(layer__isnull=True)) | (Q(map__isnull=True) & Q(layer__isnull=False)),
+                condition=(Q(map__isnull=False) & Q(layer__isnull=True))
+                | (Q(map__isnull=True) & Q(layer__isnull=False)),
                 name="comment_exactly_one_target",
             ),
             models.CheckConstraint(condition=Q(body__regex=r"\S"), name="comment_body_not_empty"),

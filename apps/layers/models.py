@@ -59,7 +59,9 @@ class Layer(WorkspaceOwned):
         constraints = [
             models.UniqueConstraint(fields=["id", "workspace"], name="layer_id_workspace_unique"),
             models.CheckConstraint(condition=Q(source_type__in=SourceType.values), name="layer_source_type_valid"),
-            models.CheckConstraint(condition=Q(geometry_type__in=GeometryType.values), name="layer_geometry_type_valid"),
+            models.CheckConstraint(
+                condition=Q(geometry_type__in=GeometryType.values), name="layer_geometry_type_valid"
+            ),
             models.CheckConstraint(condition=Q(feature_count__gte=0), name="layer_feature_count_nonnegative"),
         ]
         indexes = [models.Index(fields=["workspace", "is_global", "source_type"])]

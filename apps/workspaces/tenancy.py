@@ -54,9 +54,9 @@ def all_workspaces_scope() -> Iterator[None]:
         _current_workspace_id.reset(token)
 
 
-def activate_workspace(workspace: Workspace) -> None:
-    """Enter a workspace for the rest of the request; the middleware resets it."""
-    _current_workspace_id.set(workspace.pk)
+def activate_workspace(workspace: Workspace | Any) -> None:
+    """Enter a workspace (or its id) for the rest of the request; the middleware resets it."""
+    _current_workspace_id.set(getattr(workspace, "pk", workspace))
 
 
 def deactivate_workspace() -> None:

@@ -6,7 +6,7 @@ from .base import *  # noqa: F403
 from .base import CACHES, CHANNEL_LAYERS, REDIS_URL, env
 
 DEBUG = False
-SECRET_KEY = "test-only-key-0123456789-0123456789-0123456789-0123456789"
+SECRET_KEY = "test-only-key-0123456789-0123456789-0123456789-0123456789"  # noqa: S105
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only

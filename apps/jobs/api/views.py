@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.jobs import selectors, services
+from apps.jobs.api.serializers import JobSerializer
+from apps.jobs.models import Job, JobStatus
+from apps.workspaces.api.base import UUID_PATTERN, ApiViewSet
+from apps.workspaces.selectors import workspace_for
+
+
+class JobViewSet(ApiViewSet):
+    """Background jobs: yours, and all of a workspace's for its admins. Poll one for progress."""
+
+    serializer_class = JobSerializer
+    queryset = Job.objects.unscoped().none()  # for the OpenAPI schema only
+    lookup_value_regex = UUID_PATTERN
+
+    @extend_schema(parameters=[OpenApiParameter("workspace", str), OpenApiParameter("status", str)])
+    def list(self, request: Request) -> Response:
+        jobs = selectors.jobs_visible_to(self.actor).select_related("workspace")
+        if request.query_params.get("workspace"):
+            jobs = jobs.filter(workspace=workspace_for(self.actor, request.query_params["workspace"]))
+        if request.query_params.get("status") in JobStatus.values:
+            jobs = jobs.filter(status=request.query_params["status"])
+        page = self.paginate_queryset(jobs.order_by("-created_at"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(self.get_serializer(self.enter(selectors.job_for(self.actor, pk))).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = services.job_cancel(job=self.enter(selectors.job_for(self.actor, pk)))
+        return Response(self.get_serializer(job).data)

@@ -1,0 +1,84 @@
+"""Reads for layers and features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.contrib.gis.geos import Polygon
+from django.db.models import Q, QuerySet
+
+from apps.core.errors import NotFound, PermissionDenied
+from apps.layers.models import Feature, Layer
+from apps.maps.models import Map, MapLayer
+from apps.maps.permissions import Actor, LayerAction, layer_actions
+from apps.maps.selectors import maps_visible_to
+from apps.workspaces.models import Role
+
+
+@dataclass(frozen=True)
+class LayerAccess:
+    """A layer with what the actor may do to it and the maps it was judged through."""
+
+    layer: Layer
+    actions: frozenset[LayerAction]
+    maps: tuple[Map, ...]
+
+    def allows(self, action: LayerAction) -> bool:
+        return action in self.actions
+
+
+def maps_holding(layer: Layer) -> tuple[Map, ...]:
+    return tuple(Map.objects.for_workspace(layer.workspace_id).filter(map_layers__layer=layer))
+
+
+def layer_access(actor: Actor, layer_id: UUID | str, *, action: LayerAction = LayerAction.VIEW) -> LayerAccess:
+    """404 when the layer is missing or invisible to the actor; 403 when visible but `action` is not allowed."""
+    layer = Layer.objects.unscoped().filter(pk=layer_id).first()
+    if layer is None:
+        raise NotFound()
+    maps = maps_holding(layer)
+    actions = layer_actions(actor, layer, maps)
+    if LayerAction.VIEW not in actions:
+        raise NotFound()
+    if action not in actions:
+        raise PermissionDenied(f"You may not {action} this layer.")
+    return LayerAccess(layer=layer, actions=actions, maps=maps)
+
+
+def layers_visible_to(actor: Actor, *, workspace_id: UUID | None = None) -> QuerySet[Layer]:
+    """SQL twin of `layer_actions(...)` containing VIEW, for lists."""
+    if not actor.is_authenticated:
+        return Layer.objects.none()
+    admin_of = [ws for ws, role in actor.roles.items() if role in (Role.OWNER, Role.ADMIN)]
+    editor_of = [ws for ws, role in actor.roles.items() if role == Role.EDITOR]
+    visible_maps = maps_visible_to(actor).values("pk")
+    on_visible_map = MapLayer.objects.unscoped().filter(map__in=visible_maps).values("layer_id")
+    layers = Layer.objects.unscoped().filter(
+        Q(workspace_id__in=admin_of)
+        | Q(workspace_id__in=list(actor.roles), is_global=True)
+        | Q(workspace_id__in=editor_of, created_by_id=actor.user_id)
+        | Q(pk__in=on_visible_map)
+    )
+    if workspace_id is not None:
+        layers = layers.filter(workspace_id=workspace_id)
+    return layers
+
+
+def features_of(layer: Layer, *, bbox: tuple[float, float, float, float] | None = None) -> QuerySet[Feature]:
+    features = Feature.objects.for_workspace(layer.workspace_id).filter(layer=layer)
+    if bbox is not None:
+        # Uses the GiST index on geom.
+        features = features.filter(geom__intersects=Polygon.from_bbox(bbox))
+    return features
+
+
+def feature_in(layer: Layer, feature_id: int | str) -> Feature:
+    try:
+        feature_id = int(feature_id)
+    except (TypeError, ValueError):
+        raise NotFound() from None
+    feature = features_of(layer).filter(pk=feature_id).first()
+    if feature is None:
+        raise NotFound()
+    return feature

@@ -1,0 +1,275 @@
+"""Writes for layers and their features.
+
+Every feature write, in one transaction: locks the layer row (so schema merges
+and counters are serialised per layer), writes the features, bumps the layer's
+`data_version` (tiles key on it), and appends a `MapEvent` to each map showing
+the layer. Updates and deletes are compare-and-swap on `Feature.version`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.gis.geos import GEOSGeometry, Polygon
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.collaboration.services import map_events_append
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, StaleVersion
+from apps.core.geometry import parse_geojson_geometry
+from apps.layers.configs import LayerMetadata, LegendConfig, StyleConfig, validated, validated_source
+from apps.layers.models import Feature, Layer, SourceType
+from apps.layers.schema import merge_properties
+from apps.layers.selectors import LayerAccess
+from apps.maps.permissions import Actor, LayerAction, WorkspaceAction, workspace_actions
+from apps.workspaces.models import Workspace
+
+LAYER_CONTENT_FIELDS = frozenset({"style_config", "legend_config"})
+LAYER_MANAGE_FIELDS = frozenset(
+    {"name", "description", "category", "metadata", "editable", "is_global", "source_config"}
+)
+
+
+def _validated_blobs(fields: dict[str, Any], source_type: str) -> dict[str, Any]:
+    blob_models = {"style_config": StyleConfig, "legend_config": LegendConfig, "metadata": LayerMetadata}
+    clean = dict(fields)
+    for name, model in blob_models.items():
+        if name in clean:
+            clean[name] = validated(model, clean[name], field=name)
+    if "source_config" in clean:
+        clean["source_config"] = validated_source(source_type, clean["source_config"])
+    return clean
+
+
+@transaction.atomic
+def layer_create(*, actor: Actor, user: User, workspace: Workspace, **fields: Any) -> Layer:
+    allowed = workspace_actions(actor, workspace.pk)
+    if not allowed:
+        raise NotFound()
+    if WorkspaceAction.CREATE not in allowed:
+        raise PermissionDenied("Viewers cannot create layers.")
+    source_type = fields.get("source_type", SourceType.VECTOR)
+    fields.setdefault("style_config", {})
+    if source_type != SourceType.VECTOR:
+        fields.setdefault("source_config", None)
+    layer = Layer(workspace=workspace, created_by=user, **_validated_blobs(fields, source_type))
+    layer.save()
+    return layer
+
+
+@transaction.atomic
+def layer_update(*, access: LayerAccess, user: User, fields: dict[str, Any]) -> Layer:
+    layer = access.layer
+    unknown = set(fields) - LAYER_CONTENT_FIELDS - LAYER_MANAGE_FIELDS
+    if unknown:
+        raise ApplicationError("This field cannot be changed.", field=sorted(unknown)[0])
+    needed = LayerAction.MANAGE if set(fields) & LAYER_MANAGE_FIELDS else LayerAction.EDIT
+    if not access.allows(needed):
+        raise PermissionDenied(f"You may not {needed} this layer.")
+    for name, value in _validated_blobs(fields, layer.source_type).items():
+        setattr(layer, name, value)
+    layer.save(update_fields=[*fields, "updated_at"])
+    _layer_event(access, user, "layer.updated", {"layer": str(layer.pk), "fields": sorted(fields)})
+    return layer
+
+
+@transaction.atomic
+def layer_delete(*, access: LayerAccess, user: User) -> None:
+    if not access.allows(LayerAction.MANAGE):
+        raise PermissionDenied("You may not delete this layer.")
+    _layer_event(access, user, "layer.deleted", {"layer": str(access.layer.pk)})
+    access.layer.delete()
+
+
+def _layer_event(access: LayerAccess, user: User | None, type: str, payload: dict[str, Any]) -> None:
+    map_ids = [m.pk for m in access.maps]
+    if map_ids:
+        map_events_append(
+            workspace_id=access.layer.workspace_id,
+            map_ids=map_ids,
+            type=type,
+            payload=payload,
+            actor_id=getattr(user, "pk", None),
+        )
+
+
+# --- features -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureInput:
+    """A feature as a client sent it, before validation."""
+
+    geometry: Any
+    properties: Any
+    external_id: str | None = None
+
+
+def _require_edit(access: LayerAccess) -> None:
+    if access.layer.source_type != SourceType.VECTOR:
+        raise ApplicationError("Only vector layers hold features.", field="layer")
+    if not access.allows(LayerAction.EDIT):
+        raise PermissionDenied("You may not edit this layer's features.")
+
+
+def _locked_layer(layer: Layer) -> Layer:
+    return Layer.objects.for_workspace(layer.workspace_id).select_for_update().get(pk=layer.pk)
+
+
+def _touch_layer(layer: Layer, *, schema: dict[str, str], count_delta: int, geometries: list[GEOSGeometry]) -> None:
+    """Bump data_version (no stale tile after commit), keep count, schema and extent current."""
+    updates: dict[str, Any] = {"data_version": F("data_version") + 1, "updated_at": timezone.now()}
+    if count_delta:
+        updates["feature_count"] = F("feature_count") + count_delta
+    if schema != layer.attribute_schema:
+        updates["attribute_schema"] = schema
+    if geometries:
+        extent = _grown_extent(layer.extent, geometries)
+        if extent is not None:
+            updates["extent"] = extent
+    Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(**updates)
+
+
+def _grown_extent(current: Polygon | None, geometries: list[GEOSGeometry]) -> Polygon | None:
+    xs_min, ys_min, xs_max, ys_max = zip(*(g.extent for g in geometries), strict=True)
+    box = [min(xs_min), min(ys_min), max(xs_max), max(ys_max)]
+    if current is not None:
+        cx0, cy0, cx1, cy1 = current.extent
+        box = [min(box[0], cx0), min(box[1], cy0), max(box[2], cx1), max(box[3], cy1)]
+    if box[0] == box[2] or box[1] == box[3]:  # a single point: pad so it is a polygon
+        box = [box[0] - 1e-7, box[1] - 1e-7, box[2] + 1e-7, box[3] + 1e-7]
+    extent = Polygon.from_bbox(box)
+    extent.srid = 4326
+    return extent
+
+
+def _feature_payload(feature: Feature) -> dict[str, Any]:
+    return {
+        "layer": str(feature.layer_id),
+        "id": feature.pk,
+        "version": feature.version,
+        "geometry": feature.geom.json if feature.geom.num_coords <= 10_000 else None,
+        "properties": feature.properties,
+    }
+
+
+def _validated_inputs(
+    layer: Layer, inputs: list[FeatureInput], *, field: str
+) -> tuple[list[tuple[GEOSGeometry, dict[str, Any], str | None]], dict[str, str]]:
+    schema = dict(layer.attribute_schema)
+    rows = []
+    for index, item in enumerate(inputs):
+        where = f"{field}[{index}]" if len(inputs) > 1 else field
+        geometry = parse_geojson_geometry(item.geometry, field=f"{where}.geometry", family=layer.geometry_type)
+        properties = item.properties if item.properties is not None else {}
+        schema = merge_properties(schema, properties, field=f"{where}.properties")
+        if item.external_id is not None and (not isinstance(item.external_id, str) or len(item.external_id) > 255):
+            raise ApplicationError("Must be a string of at most 255 characters.", field=f"{where}.external_id")
+        rows.append((geometry, properties, item.external_id))
+    return rows, schema
+
+
+@transaction.atomic
+def features_create(*, access: LayerAccess, user: User, inputs: list[FeatureInput]) -> list[Feature]:
+    """Create one or many features, all or nothing."""
+    _require_edit(access)
+    if not inputs:
+        raise ApplicationError("No features given.", field="features")
+    layer = _locked_layer(access.layer)
+    rows, schema = _validated_inputs(layer, inputs, field="features")
+    manager = Feature.objects.for_workspace(layer.workspace_id)
+    try:
+        with transaction.atomic():
+            features = manager.bulk_create(
+                [
+                    Feature(
+                        workspace_id=layer.workspace_id,
+                        layer=layer,
+                        geom=geom,
+                        properties=props,
+                        external_id=external_id,
+                        created_by=user,
+                        updated_by=user,
+                    )
+                    for geom, props, external_id in rows
+                ]
+            )
+    except IntegrityError:
+        raise Conflict("A feature with this external_id already exists in the layer.", field="external_id") from None
+    _touch_layer(layer, schema=schema, count_delta=len(features), geometries=[row[0] for row in rows])
+    if len(features) == 1:
+        _layer_event(access, user, "feature.created", _feature_payload(features[0]))
+    else:
+        _layer_event(
+            access,
+            user,
+            "features.created",
+            {"layer": str(layer.pk), "ids": [f.pk for f in features], "count": len(features)},
+        )
+    return features
+
+
+def _locked_feature(layer: Layer, feature_id: int, base_version: int) -> Feature:
+    # Row lock first, then compare: a concurrent writer waits here and then sees the new version.
+    feature = (
+        Feature.objects.for_workspace(layer.workspace_id).select_for_update().filter(pk=feature_id, layer=layer).first()
+    )
+    if feature is None:
+        raise NotFound()
+    if feature.version != base_version:
+        raise StaleVersion(
+            f"The feature changed since version {base_version}; it is now at version {feature.version}.",
+            extra={"current_version": feature.version, "feature_id": feature.pk},
+        )
+    return feature
+
+
+def _merged_properties(current: dict[str, Any], patch: Any, *, replace: bool) -> Any:
+    """PUT replaces; PATCH is a JSON merge patch (RFC 7386): null removes a property."""
+    if replace or not isinstance(patch, dict):
+        return patch
+    merged = {**current, **patch}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+@transaction.atomic
+def feature_update(
+    *,
+    access: LayerAccess,
+    user: User,
+    feature_id: int,
+    base_version: int,
+    geometry: Any = None,
+    properties: Any = None,
+    replace: bool = False,
+) -> Feature:
+    """Compare-and-swap on `version`: 412 (StaleVersion) if someone else wrote first."""
+    _require_edit(access)
+    layer = _locked_layer(access.layer)
+    feature = _locked_feature(layer, feature_id, base_version)
+    schema = dict(layer.attribute_schema)
+    if geometry is not None or replace:
+        feature.geom = parse_geojson_geometry(geometry, field="geometry", family=layer.geometry_type)
+    if properties is not None or replace:
+        new_properties = _merged_properties(feature.properties, properties or {}, replace=replace)
+        schema = merge_properties(schema, new_properties, field="properties")
+        feature.properties = new_properties
+    feature.version = base_version + 1
+    feature.updated_by = user
+    feature.save(update_fields=["geom", "properties", "version", "updated_by", "updated_at"])
+    _touch_layer(layer, schema=schema, count_delta=0, geometries=[feature.geom])
+    _layer_event(access, user, "feature.updated", _feature_payload(feature))
+    return feature
+
+
+@transaction.atomic
+def feature_delete(*, access: LayerAccess, user: User, feature_id: int, base_version: int) -> None:
+    _require_edit(access)
+    layer = _locked_layer(access.layer)
+    feature = _locked_feature(layer, feature_id, base_version)
+    feature.delete()
+    _touch_layer(layer, schema=layer.attribute_schema, count_delta=-1, geometries=[])
+    _layer_event(access, user, "feature.deleted", {"layer": str(layer.pk), "id": feature_id, "version": base_version})
