@@ -6,6 +6,7 @@ from typing import Any
 
 import factory
 from django.contrib.gis.geos import Point
+from django.db.models import F
 
 from apps.accounts.models import User
 from apps.comments.models import Comment
@@ -93,6 +94,15 @@ class FeatureFactory(TenantFactory):
     workspace = factory.SelfAttribute("layer.workspace")
     geom = factory.Sequence(lambda n: Point(24.9 + (n % 100) / 1000, 60.1 + (n % 50) / 1000, srid=4326))
     properties = factory.Sequence(lambda n: {"name": f"Feature {n}", "rank": n})
+
+    @classmethod
+    def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> Any:
+        feature = super()._create(model_class, *args, **kwargs)
+        # Keep the layer's counter true, as the feature services do.
+        Layer.objects.for_workspace(feature.workspace_id).filter(pk=feature.layer_id).update(
+            feature_count=F("feature_count") + 1
+        )
+        return feature
 
 
 class CollaboratorFactory(TenantFactory):

@@ -58,7 +58,13 @@ def rights_on_target(actor: Actor, comment: Comment) -> TargetRights:
 
 
 def comment_access(actor: Actor, comment_id: UUID | str) -> tuple[Comment, frozenset[CommentAction]]:
-    comment = Comment.objects.unscoped().select_related("map", "layer", "author").filter(pk=comment_id).first()
+    comment = (
+        Comment.objects.unscoped()
+        .select_related("map", "layer", "author", "resolved_by")
+        .annotate(reply_count=Count("replies"))
+        .filter(pk=comment_id)
+        .first()
+    )
     if comment is None:
         raise NotFound()
     rights = rights_on_target(actor, comment)

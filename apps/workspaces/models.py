@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import timedelta
 
@@ -63,12 +62,12 @@ def _invitation_expiry() -> timezone.datetime:
     return timezone.now() + timedelta(days=14)
 
 
-def _token() -> str:
-    return secrets.token_urlsafe(32)
-
-
 class Invitation(TimeStampedModel):
-    """An email invitation to join a workspace with a role."""
+    """An email invitation to join a workspace with a role.
+
+    Only a user whose (verified) email is the invited address can accept it;
+    allauth's mandatory verification is what makes that binding safe.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -80,7 +79,6 @@ class Invitation(TimeStampedModel):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField()
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
-    token = models.CharField(max_length=64, unique=True, default=_token, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField(default=_invitation_expiry)

@@ -102,7 +102,7 @@ def _on_access_changed(*, workspace_id: object, user_id: int) -> None:
 
 
 def _send_invitation_email(invitation: Invitation) -> None:
-    link = f"{settings.SITE_URL}/invitations/{invitation.token}/"
+    link = f"{settings.SITE_URL}/api/v1/invitations/"
     send_mail(
         subject=f"You are invited to {invitation.workspace.name} on Meridian",
         message=(

@@ -7,12 +7,11 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
-
-from apps.comments.models import Comment
 from rest_framework.response import Response
 
 from apps.comments import selectors, services
 from apps.comments.api.serializers import CommentInputSerializer, CommentSerializer, CommentUpdateSerializer
+from apps.comments.models import Comment
 from apps.layers.selectors import feature_in, layer_access
 from apps.maps.selectors import map_for
 from apps.workspaces.api.base import UUID_PATTERN, ApiViewSet

@@ -159,7 +159,7 @@ class FeatureViewSet(ApiViewSet):
     @extend_schema(parameters=[OpenApiParameter("bbox", str, description="west,south,east,north (degrees)")])
     def list(self, request: Request, layer_pk: str) -> Response:
         page = self.paginate_queryset(self._features(self._access()))
-        return self.get_paginated_response(FeatureSerializer(page, many=True).data)
+        return self.get_paginated_response(FeatureSerializer(page, many=True).data["features"])
 
     @extend_schema(
         parameters=[OpenApiParameter("bbox", str, description="west,south,east,north (degrees)")],
@@ -177,10 +177,10 @@ class FeatureViewSet(ApiViewSet):
         """One GeoJSON Feature, or a FeatureCollection for a bulk create (all or nothing)."""
         access = self._access(LayerAction.EDIT)
         inputs = self._feature_inputs(request.data)
-        features = services.features_create(access=access, user=request.user, inputs=inputs)
-        if request.data.get("type") == "FeatureCollection":
-            body = {"type": "FeatureCollection", "features": FeatureSerializer(features, many=True).data}
-            return Response(body, status=status.HTTP_201_CREATED)
+        is_collection = request.data.get("type") == "FeatureCollection"
+        features = services.features_create(access=access, user=request.user, inputs=inputs, collection=is_collection)
+        if is_collection:
+            return Response(FeatureSerializer(features, many=True).data, status=status.HTTP_201_CREATED)
         return Response(
             FeatureSerializer(features[0]).data, status=status.HTTP_201_CREATED, headers={"ETag": _etag(features[0])}
         )

@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
                 ('geom', django.contrib.gis.db.models.fields.GeometryField(srid=4326)),
-                ('geom_3857', models.GeneratedField(db_persist=True, expression=django.contrib.gis.db.models.functions.Transform('geom', 3857), output_field=django.contrib.gis.db.models.fields.GeometryField(srid=3857))),
+                ('geom_3857', models.GeneratedField(db_persist=True, expression=django.contrib.gis.db.models.functions.Transform(models.Func('geom', models.Func(models.Value(-180.0), models.Value(-85.0511287798066), models.Value(180.0), models.Value(85.0511287798066), models.Value(4326), function='ST_MakeEnvelope'), function='ST_ClipByBox2D', output_field=django.contrib.gis.db.models.fields.GeometryField(srid=4326)), 3857), output_field=django.contrib.gis.db.models.fields.GeometryField(srid=3857))),
                 ('properties', models.JSONField(blank=True, default=dict)),
                 ('version', models.PositiveIntegerField(default=1, editable=False)),
                 ('external_id', models.CharField(blank=True, max_length=255, null=True)),

@@ -6,7 +6,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
-
 from rest_framework.response import Response
 
 from apps.collaboration.selectors import map_events_since

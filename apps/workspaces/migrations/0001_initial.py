@@ -56,7 +56,6 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('email', models.EmailField(max_length=254)),
                 ('role', models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('editor', 'Editor'), ('viewer', 'Viewer')], default='viewer', max_length=10)),
-                ('token', models.CharField(default=apps.workspaces.models._token, editable=False, max_length=64, unique=True)),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('declined', 'Declined'), ('revoked', 'Revoked')], default='pending', max_length=10)),
                 ('expires_at', models.DateTimeField(default=apps.workspaces.models._invitation_expiry)),
                 ('responded_at', models.DateTimeField(blank=True, null=True)),
