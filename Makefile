@@ -23,7 +23,7 @@ SERVICE_ENV := $(if $(filter environment,$(origin DATABASE_URL)),,DATABASE_URL=)
 
 VENV_STAMP := $(VENV)/.stamp-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
 
-.PHONY: help run test stop deps venv services migrate seed serve lint check-deploy
+.PHONY: help run test stop deps venv services assets migrate seed serve lint check-deploy
 
 help:
 	@echo "make run    install what is missing, start PostGIS + Redis, migrate, seed, serve on http://$(HOST):$(PORT)"
@@ -47,16 +47,20 @@ venv: deps $(VENV_STAMP)
 services: deps
 	@$(SERVICE_ENV) bash compose/local/services.sh up
 
+# Front-end assets from npm into static/vendor/ (git-ignored); nothing loads from a CDN at run time.
+assets: deps
+	@bash compose/local/vendor-assets.sh
+
 migrate: venv services
 	@$(PY) manage.py migrate --noinput -v 0
 
 seed: migrate
 	@$(PY) manage.py seed_demo
 
-run: seed
+run: seed assets
 	@bash compose/local/serve.sh $(HOST) $(PORT)
 
-test: venv services
+test: venv services assets
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 stop:
