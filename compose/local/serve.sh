@@ -12,7 +12,7 @@ stop_pidfile() {
   local f="$1"
   if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then
     kill "$(cat "$f")" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 50); do kill -0 "$(cat "$f" 2>/dev/null)" 2>/dev/null || break; sleep 0.2; done
   fi
   rm -f "$f"
 }
@@ -36,6 +36,7 @@ cat <<MSG
   Meridian is serving on http://$HOST:$PORT   (API: /api/v1/, docs: /api/docs/, admin: /admin/)
   Demo logins (password: meridian-demo):
     owner@demo.meridian.test   editor@demo.meridian.test   viewer@demo.meridian.test
+    admin@demo.meridian.test   (staff, for /admin/)
   Celery log: var/log/celery.log.  Stop everything with: make stop
 
 MSG
