@@ -32,6 +32,16 @@ def maps_holding(layer: Layer) -> tuple[Map, ...]:
     return tuple(Map.objects.for_workspace(layer.workspace_id).filter(map_layers__layer=layer))
 
 
+def maps_holding_each(layers: list[Layer]) -> dict[UUID, tuple[Map, ...]]:
+    """`maps_holding` for a page of layers in one query (no N+1 in lists)."""
+    found: dict[UUID, list[Map]] = {layer.pk: [] for layer in layers}
+    entries = MapLayer.objects.unscoped().filter(layer__in=layers).select_related("map")
+    for entry in entries:
+        if entry.map.workspace_id == entry.workspace_id:
+            found[entry.layer_id].append(entry.map)
+    return {layer_id: tuple(maps) for layer_id, maps in found.items()}
+
+
 def layer_access(actor: Actor, layer_id: UUID | str, *, action: LayerAction = LayerAction.VIEW) -> LayerAccess:
     """404 when the layer is missing or invisible to the actor; 403 when visible but `action` is not allowed."""
     layer = Layer.objects.unscoped().filter(pk=layer_id).first()

@@ -62,8 +62,12 @@ pg_up() {
     as_pg_owner mkdir -p "$PG_SOCKETS"
     # synchronous_commit=off: a crash may lose the last few dev transactions,
     # never corrupt the cluster; it makes migrations and tests much faster.
-    as_pg_owner "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 start -o \
-      "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCKETS -c synchronous_commit=off -c max_connections=200" >/dev/null
+    if ! as_pg_owner "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 start -o \
+      "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCKETS -c synchronous_commit=off -c max_connections=200" >/dev/null; then
+      log "PostgreSQL did not start (last lines of $PG_LOG below); another port: make ... PG_PORT=NNNNN"
+      tail -n 5 "$PG_LOG" >&2
+      exit 1
+    fi
   fi
   export PGPASSWORD="$DB_PASSWORD"
   local psql=(psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U "$DB_USER")

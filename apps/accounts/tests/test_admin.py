@@ -7,17 +7,13 @@ from django.contrib.auth import authenticate
 from django.contrib.messages import get_messages
 from django.db import models
 from django.test import Client
-from django.urls import reverse
 
 from apps.accounts.models import ApiToken, User, hash_token
 from apps.accounts.services import api_token_create
+from tests.admin_checks import admin_url, assert_admin_pages_open
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def admin_url(model: type[models.Model], view: str, *args: object) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 @pytest.fixture
@@ -35,15 +31,7 @@ def test_changelist_search_change_and_add_pages_open(
     admin_client: Client, token: tuple[ApiToken, str], model: type[models.Model], term: str
 ) -> None:
     obj = token[0] if model is ApiToken else token[0].user
-    change_url = admin_url(model, "change", obj.pk)
-
-    assert admin_client.get(admin_url(model, "changelist")).status_code == 200
-    found = admin_client.get(admin_url(model, "changelist"), {"q": term})
-    assert found.status_code == 200
-    assert change_url in found.text
-    assert change_url not in admin_client.get(admin_url(model, "changelist"), {"q": "nobody-at-all"}).text
-    assert admin_client.get(change_url).status_code == 200
-    assert admin_client.get(admin_url(model, "add")).status_code == 200
+    assert_admin_pages_open(admin_client, obj, search_term=term)
 
 
 def test_user_added_with_email_and_password_can_log_in(admin_client: Client) -> None:

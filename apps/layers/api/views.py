@@ -80,7 +80,8 @@ class LayerViewSet(ApiViewSet):
         return self.get_paginated_response(LayerSerializer(page, many=True, context=self._list_context(page)).data)
 
     def _list_context(self, layers: list) -> dict[str, Any]:
-        actions = {layer.pk: layer_actions(self.actor, layer, selectors.maps_holding(layer)) for layer in layers}
+        maps = selectors.maps_holding_each(layers)
+        actions = {layer.pk: layer_actions(self.actor, layer, maps[layer.pk]) for layer in layers}
         return {**self.get_serializer_context(), "layer_actions": actions}
 
     @extend_schema(request=LayerInputSerializer, responses={201: LayerSerializer})

@@ -7,21 +7,17 @@ from django.contrib.gis.geos import Point, Polygon
 from django.db import connection, models
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from apps.layers.models import Feature, Layer
 from apps.workspaces.admin_base import EstimatedCountPaginator
 from apps.workspaces.models import Workspace
+from tests.admin_checks import admin_url, assert_admin_pages_open
 from tests.factories import WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
 # A coordinate that appears only inside the polygon's geometry.
 POLYGON_MARKER_X = 24.912345
-
-
-def admin_url(model: type[models.Model], view: str, *args: object) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 @pytest.fixture
@@ -73,16 +69,7 @@ def objects(layer: Layer, point: Feature, polygon: Feature) -> dict[str, models.
 def test_changelist_search_change_and_add_pages_open(
     admin_client: Client, objects: dict[str, models.Model], name: str, term: str
 ) -> None:
-    obj = objects[name]
-    change_url = admin_url(type(obj), "change", obj.pk)
-
-    assert admin_client.get(admin_url(type(obj), "changelist")).status_code == 200
-    found = admin_client.get(admin_url(type(obj), "changelist"), {"q": term})
-    assert found.status_code == 200
-    assert change_url in found.text
-    assert change_url not in admin_client.get(admin_url(type(obj), "changelist"), {"q": "nothing-like-it"}).text
-    assert admin_client.get(change_url).status_code == 200
-    assert admin_client.get(admin_url(type(obj), "add")).status_code == 200
+    assert_admin_pages_open(admin_client, objects[name], search_term=term)
 
 
 @pytest.mark.parametrize(("name", "field"), [("layer", "extent"), ("feature", "geom")])

@@ -149,3 +149,18 @@ def test_an_over_large_body_is_refused(settings, layer_and_member) -> None:
     response = client_for(member).post(f"/api/v1/layers/{layer.pk}/features/", body, format="json")
     assert response.status_code in (400, 413)
     assert not Feature.objects.for_workspace(layer.workspace).exists()
+
+
+def test_listing_layers_costs_the_same_queries_for_3_or_30_layers(django_assert_max_num_queries) -> None:
+    from tests.factories import MapFactory, MapLayerFactory
+
+    member = MembershipFactory(role=Role.EDITOR)
+    map = MapFactory(workspace=member.workspace)
+    client = client_for(member.user)
+    for count in (3, 30):
+        for _ in range(count - (3 if count == 30 else 0)):
+            MapLayerFactory(map=map, layer__workspace=member.workspace)
+        with django_assert_max_num_queries(12):
+            listed = client.get(f"/api/v1/layers/?workspace={member.workspace.slug}").json()
+        assert listed["count"] == count
+        assert all(layer["permissions"] == ["edit", "view"] for layer in listed["results"])

@@ -12,6 +12,7 @@ from apps.accounts.models import User
 from apps.layers.models import Layer
 from apps.maps.models import Map, MapCollaborator, MapLayer
 from apps.workspaces.models import Workspace
+from tests.admin_checks import admin_url, assert_admin_pages_open
 from tests.factories import LayerFactory, MapFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,10 +20,6 @@ pytestmark = pytest.mark.django_db
 NO_INLINE_ROWS = {
     f"{prefix}-{key}": "0" for prefix in ("map_layers", "collaborators") for key in ("TOTAL_FORMS", "INITIAL_FORMS")
 }
-
-
-def admin_url(model: type[models.Model], view: str, *args: object) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 @pytest.fixture
@@ -64,16 +61,7 @@ def objects(map: Map, map_layer: MapLayer, collaborator: MapCollaborator) -> dic
 def test_changelist_search_change_and_add_pages_open(
     admin_client: Client, objects: dict[str, models.Model], name: str, term: str
 ) -> None:
-    obj = objects[name]
-    change_url = admin_url(type(obj), "change", obj.pk)
-
-    assert admin_client.get(admin_url(type(obj), "changelist")).status_code == 200
-    found = admin_client.get(admin_url(type(obj), "changelist"), {"q": term})
-    assert found.status_code == 200
-    assert change_url in found.text
-    assert change_url not in admin_client.get(admin_url(type(obj), "changelist"), {"q": "nothing-like-it"}).text
-    assert admin_client.get(change_url).status_code == 200
-    assert admin_client.get(admin_url(type(obj), "add")).status_code == 200
+    assert_admin_pages_open(admin_client, objects[name], search_term=term)
 
 
 @pytest.mark.parametrize("name", ["map", "map_layer", "collaborator"])

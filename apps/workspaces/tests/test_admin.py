@@ -6,19 +6,15 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.db import models
 from django.test import Client
-from django.urls import reverse
 
 from apps.accounts.models import User
 from apps.maps.models import Map
 from apps.workspaces.models import Invitation, Membership, Role, Workspace
 from apps.workspaces.tenancy import current_workspace_id
+from tests.admin_checks import admin_url, assert_admin_pages_open
 from tests.factories import MapFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def admin_url(model: type[models.Model], view: str, *args: object) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
 @pytest.fixture
@@ -48,17 +44,7 @@ SEARCHES = [("workspace", "harbour"), ("membership", "surveyor@"), ("invitation"
 def test_changelist_search_change_and_add_pages_open(
     admin_client: Client, objects: dict[str, models.Model], name: str, term: str
 ) -> None:
-    obj = objects[name]
-    change_url = admin_url(type(obj), "change", obj.pk)
-
-    assert admin_client.get(admin_url(type(obj), "changelist")).status_code == 200
-    found = admin_client.get(admin_url(type(obj), "changelist"), {"q": term})
-    missed = admin_client.get(admin_url(type(obj), "changelist"), {"q": "no-such-thing-anywhere"})
-    assert found.status_code == 200
-    assert change_url in found.text
-    assert change_url not in missed.text
-    assert admin_client.get(change_url).status_code == 200
-    assert admin_client.get(admin_url(type(obj), "add")).status_code == 200
+    assert_admin_pages_open(admin_client, objects[name], search_term=term)
 
 
 def test_workspace_page_shows_members_and_invitations_inline(
