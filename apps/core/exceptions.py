@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -29,6 +31,10 @@ def _first_message(errors: Any, path: str = "") -> str:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        detail = f"The request body is larger than {limit} bytes; send large data through an import."
+        return Response({"code": "payload_too_large", "detail": detail}, status=413)
     if isinstance(exc, ApplicationError):
         body: dict[str, Any] = {"code": exc.code, "detail": exc.message, **exc.extra}
         if exc.field:
