@@ -40,6 +40,7 @@ me = MeViewSet.as_view({"get": "list", "patch": "partial_update"})
 
 urlpatterns = [
     path("me/", me, name="me"),
+    path("", include("apps.imports.api.urls")),
     path("", include(nested.urls)),
     path("", include(router.urls)),
 ]

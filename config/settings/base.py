@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "apps.comments",
     "apps.collaboration",
     "apps.jobs",
+    "apps.tiles",
+    "apps.imports",
 ]
 
 MIDDLEWARE = [
