@@ -24,10 +24,10 @@ API_PREFIX = "api/v1/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+def walk_patterns(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
-            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            yield from walk_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
         else:
             yield prefix + str(pattern.pattern), pattern
 
@@ -40,7 +40,7 @@ def api_routes() -> dict[tuple[str, str], str]:
     answers with the GET action.
     """
     routes: dict[tuple[str, str], str] = {}
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in walk_patterns(get_resolver().url_patterns):
         actions = getattr(pattern.callback, "actions", None)
         if not route.startswith(API_PREFIX) or actions is None or "format" in pattern.pattern.regex.groupindex:
             continue

@@ -51,7 +51,16 @@ from django.http import HttpResponse
 from django.urls import Resolver404
 
 from apps.workspaces.models import Role
-from tests.authz_routes import api_routes, client_as, fill, response_json, route_of, send
+from tests.authz_routes import (
+    SAMPLE_PLACEHOLDERS,
+    api_routes,
+    client_as,
+    fill,
+    response_json,
+    route_of,
+    send,
+    walk_patterns,
+)
 from tests.authz_world import ACTORS, PLACEHOLDER_SHAPES, Fingerprints, World, build_world, fingerprints_of, leaks
 
 pytestmark = pytest.mark.django_db
@@ -553,3 +562,43 @@ def test_lists_show_each_actor_exactly_what_they_may_see(
     response = send(client_as(world.actors[actor]), "GET", fill(path, values))
     assert response.status_code == 200, _describe(response)
     assert (values[target] in response.content.decode()) is listed, response.content[:500]
+
+
+# --- vector tiles: the same rules as reading the layer, on every tile route ------------------
+
+# fmt: off
+TILE_POLICY: tuple[Row, ...] = (
+    #                                                                        own adm edi vie col non ano
+    row("GET",    "layers/<private-layer>/0/0/0.mvt",                       "200 200 404 404 200 404 404"),
+    row("GET",    "layers/<workspace-layer>/0/0/0.mvt",                     "200 200 200 200 404 404 404"),
+    row("GET",    "layers/<public-layer>/0/0/0.mvt",                        "200 200 200 200 200 200 200"),
+    row("GET",    "layers/<library-layer>/0/0/0.mvt",                       "200 200 200 200 404 404 404"),
+    row("GET",    "layers/<b-workspace-layer>/0/0/0.mvt",                   "404 404 404 404 200 200 404"),
+    row("GET",    "layers/<b-public-layer>/0/0/0.mvt",                      "200 200 200 200 200 200 200"),
+    row("GET",    "layers/<private-layer>.json",                            "200 200 404 404 200 404 404"),
+    row("GET",    "layers/<workspace-layer>.json",                          "200 200 200 200 404 404 404"),
+    row("GET",    "layers/<public-layer>.json",                             "200 200 200 200 200 200 200"),
+    row("GET",    "layers/<b-workspace-layer>.json",                        "404 404 404 404 200 200 404"),
+)
+# fmt: on
+TILE_ROUTE_NAMES = {"layer-tile", "layer-tilejson"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "actor"), [pytest.param(e, a, id=f"tiles/{e.label} as {a}") for e in TILE_POLICY for a in ACTORS]
+)
+def test_each_tile_route_answers_each_actor_as_the_rules_say(world: World, entry: Row, actor: str) -> None:
+    response = client_as(world.actors[actor]).get("/tiles/" + fill(entry.path, world.placeholders()))
+    assert response.status_code == entry.expected[actor], _describe(response)
+
+
+def test_every_tile_route_has_policy_rows() -> None:
+    from django.urls import resolve
+
+    covered = {resolve("/tiles/" + fill(e.path, SAMPLE_PLACEHOLDERS)).url_name for e in TILE_POLICY}
+    from django.urls import get_resolver
+
+    served = {
+        pattern.name for route, pattern in walk_patterns(get_resolver().url_patterns) if route.startswith("tiles/")
+    }
+    assert served == TILE_ROUTE_NAMES == covered

@@ -72,7 +72,8 @@ class LayerMetadata(_Strict):
 
 
 class VectorSource(_Strict):
-    pass
+    # Properties sent in tiles; None sends all (large layers should choose).
+    tile_attributes: list[Annotated[str, Field(max_length=100)]] | None = Field(default=None, max_length=100)
 
 
 class WmsSource(_Strict):
