@@ -37,7 +37,10 @@ class StyleConfig(_Strict):
     size: float = Field(default=6.0, ge=0, le=200)
     stops: list[Stop] = Field(default_factory=list, max_length=256)
     label_property: str | None = Field(default=None, max_length=100)
-    cluster: bool = False
+    cluster: bool | None = None  # None: cluster large point layers (see apps/tiles/mvt.py)
+    cluster_max_zoom: int = Field(default=11, ge=0, le=20)
+    # Numeric attributes averaged in each cluster (e.g. price).
+    cluster_properties: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=10)
     min_zoom: float = Field(default=0, ge=0, le=24)
     max_zoom: float = Field(default=24, ge=0, le=24)
 

@@ -40,6 +40,36 @@ SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE 
 """
 
 
+# Points are aggregated on a grid aligned with the tile grid (CLUSTER_CELLS cells
+# across a tile), so a cluster straddling two tiles is drawn identically by both.
+# Uses the same indexes as TILE_SQL; the jsonb column becomes the tile attributes.
+CLUSTER_SQL = """
+WITH bounds AS (
+    SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS envelope,
+           ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s) AS search
+),
+cells AS (
+    SELECT min(f.id) AS id,
+           count(*) AS point_count,
+           ST_Centroid(ST_Collect(f.geom_3857)) AS center{aggregates}
+    FROM layers_feature f, bounds
+    WHERE f.layer_id = %(layer_id)s
+      AND f.geom_3857 && bounds.search{conditions}
+    GROUP BY floor(ST_X(f.geom_3857) / %(cell)s), floor(ST_Y(f.geom_3857) / %(cell)s)
+),
+rows AS (
+    SELECT cells.id,
+           ST_AsMVTGeom(cells.center, bounds.envelope, {extent}, {buffer}, true) AS geom,
+           jsonb_build_object('cluster', cells.point_count > 1, 'point_count', cells.point_count{averages})
+             AS properties
+    FROM cells, bounds
+)
+SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE rows.geom IS NOT NULL
+"""
+CLUSTER_CELLS = 16
+CLUSTER_MIN_FEATURES = 5_000  # smaller point layers are drawn point by point unless asked
+
+
 @dataclass(frozen=True)
 class TileRequest:
     layer: Layer
@@ -107,6 +137,55 @@ def _render(request: TileRequest, *, with_attributes: bool, simplify_units: floa
     return bytes(row[0]) if row and row[0] else b""
 
 
+def clusters_at(layer: Layer, z: int) -> bool:
+    """Whether a point layer is drawn as clusters at zoom `z`."""
+    if layer.geometry_type != GeometryType.POINT:
+        return False
+    style = layer.style_config or {}
+    wanted = style.get("cluster")
+    if wanted is None:
+        wanted = layer.feature_count >= CLUSTER_MIN_FEATURES
+    return bool(wanted) and z <= style.get("cluster_max_zoom", 11)
+
+
+def _cluster_attributes(layer: Layer) -> list[str]:
+    numeric = {"integer", "number"}
+    wanted = (layer.style_config or {}).get("cluster_properties", [])
+    return [name for name in wanted if layer.attribute_schema.get(name) in numeric]
+
+
+def _render_clusters(request: TileRequest) -> bytes:
+    attributes = _cluster_attributes(request.layer)
+    number = "CASE WHEN jsonb_typeof(f.properties -> %(agg{i})s) = 'number' THEN {value} END"
+    aggregates = "".join(
+        f",\n           sum({number.format(i=i, value=f'(f.properties -> %(agg{i})s)::numeric')}) AS sum{i},"
+        f" count({number.format(i=i, value='1')}) AS n{i}"
+        for i in range(len(attributes))
+    )
+    averages = "".join(
+        f", 'avg_' || %(agg{i})s, round(cells.sum{i} / nullif(cells.n{i}, 0), 2)" for i in range(len(attributes))
+    )
+    conditions, condition_params = filters_sql(request.conditions)
+    sql = CLUSTER_SQL.format(
+        aggregates=aggregates, averages=averages, conditions=conditions, extent=EXTENT, buffer=BUFFER
+    )
+    params: dict[str, Any] = {
+        "z": request.z,
+        "x": request.x,
+        "y": request.y,
+        "margin": BUFFER / EXTENT,
+        "layer_id": request.layer.pk,
+        "layer_name": LAYER_NAME,
+        "cell": WEB_MERCATOR_SPAN / (2**request.z) / CLUSTER_CELLS,
+        **{f"agg{i}": name for i, name in enumerate(attributes)},
+        **condition_params,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return bytes(row[0]) if row and row[0] else b""
+
+
 def render_tile(request: TileRequest) -> tuple[bytes, bool]:
     """The tile's MVT bytes and whether it had to be thinned to stay under the size cap.
 
@@ -114,6 +193,8 @@ def render_tile(request: TileRequest) -> tuple[bytes, bool]:
     simplification, then by sampling every n-th feature: a dense tile degrades
     instead of growing without bound.
     """
+    if clusters_at(request.layer, request.z):
+        return _render_clusters(request), False
     tile = _render(request, with_attributes=True, simplify_units=1, sample_every=1)
     if len(tile) <= MAX_TILE_BYTES:
         return tile, False

@@ -28,7 +28,7 @@ def tile_xy(lon: float, lat: float, z: int) -> tuple[int, int]:
     return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
 
 
-def decode(response) -> list[dict]:  # noqa: ANN001
+def decode(response) -> list[dict]:
     assert response.status_code == 200, (response.status_code, getattr(response, "content", b"")[:200])
     body = response.content
     if response.get("Content-Encoding") == "gzip":
@@ -42,7 +42,7 @@ def tile_url(layer: Layer, z: int, lon: float = HELSINKI[0], lat: float = HELSIN
 
 
 @pytest.fixture
-def listings():  # noqa: ANN201
+def listings():
     """A workspace map with a points layer of listings around Helsinki, and its editor."""
     entry = MapLayerFactory(map__visibility="workspace", layer__geometry_type="point")
     layer = entry.layer
@@ -58,17 +58,21 @@ def listings():  # noqa: ANN201
     return entry.map, layer, features, editor
 
 
-def test_a_tile_carries_each_feature_with_its_id_and_attributes(listings) -> None:  # noqa: ANN001
+def test_a_tile_carries_each_feature_with_its_id_and_attributes(listings) -> None:
     _map, layer, features, editor = listings
     decoded = decode(client_for(editor).get(tile_url(layer, 14), HTTP_ACCEPT_ENCODING="gzip"))
     assert sorted(f["id"] for f in decoded) == sorted(f.pk for f in features)
     by_id = {f["id"]: f for f in decoded}
-    assert by_id[features[0].pk]["properties"] == {"price": 250000, "status": "active", "listed_at": "2026-01-10",
-                                                   "sauna": True}
+    assert by_id[features[0].pk]["properties"] == {
+        "price": 250000,
+        "status": "active",
+        "listed_at": "2026-01-10",
+        "sauna": True,
+    }
     assert by_id[features[0].pk]["geometry"]["type"] == "Point"
 
 
-def test_tiles_are_gzipped_for_clients_that_accept_it(listings) -> None:  # noqa: ANN001
+def test_tiles_are_gzipped_for_clients_that_accept_it(listings) -> None:
     _map, layer, _features, editor = listings
     client = client_for(editor)
     zipped = client.get(tile_url(layer, 14), HTTP_ACCEPT_ENCODING="gzip, deflate")
@@ -91,7 +95,7 @@ def test_tiles_are_gzipped_for_clients_that_accept_it(listings) -> None:  # noqa
         ("price__lt=1", []),
     ],
 )
-def test_filters_choose_the_features_in_the_tile(listings, query: str, expected_prices: list[int]) -> None:  # noqa: ANN001
+def test_filters_choose_the_features_in_the_tile(listings, query: str, expected_prices: list[int]) -> None:
     _map, layer, _features, editor = listings
     response = client_for(editor).get(tile_url(layer, 14, query=query))
     if not expected_prices:
@@ -110,7 +114,7 @@ def test_filters_choose_the_features_in_the_tile(listings, query: str, expected_
         ("listed_at__gte=yesterday", "Expected date"),
     ],
 )
-def test_a_bad_filter_is_a_400_naming_the_parameter(listings, query: str, fragment: str) -> None:  # noqa: ANN001
+def test_a_bad_filter_is_a_400_naming_the_parameter(listings, query: str, fragment: str) -> None:
     _map, layer, _features, editor = listings
     response = client_for(editor).get(tile_url(layer, 14, query=query))
     assert response.status_code == 400
@@ -118,19 +122,23 @@ def test_a_bad_filter_is_a_400_naming_the_parameter(listings, query: str, fragme
     assert response.json()["detail"].split(":")[0] in query
 
 
-def test_a_tile_requested_after_an_edit_shows_the_edit(listings) -> None:  # noqa: ANN001
+def test_a_tile_requested_after_an_edit_shows_the_edit(listings) -> None:
     _map, layer, features, editor = listings
     client = client_for(editor)
     before = {f["id"]: f["properties"]["price"] for f in decode(client.get(tile_url(layer, 14)))}
     assert before[features[0].pk] == 250000
-    patched = client.patch(f"/api/v1/layers/{layer.pk}/features/{features[0].pk}/",
-                           {"properties": {"price": 199000}}, format="json", HTTP_IF_MATCH='"1"')
+    patched = client.patch(
+        f"/api/v1/layers/{layer.pk}/features/{features[0].pk}/",
+        {"properties": {"price": 199000}},
+        format="json",
+        HTTP_IF_MATCH='"1"',
+    )
     assert patched.status_code == 200
     after = {f["id"]: f["properties"]["price"] for f in decode(client.get(tile_url(layer, 14)))}
     assert after[features[0].pk] == 199000
 
 
-def test_an_unchanged_tile_answers_304_and_an_edit_changes_its_etag(listings) -> None:  # noqa: ANN001
+def test_an_unchanged_tile_answers_304_and_an_edit_changes_its_etag(listings) -> None:
     _map, layer, features, editor = listings
     client = client_for(editor)
     first = client.get(tile_url(layer, 14))
@@ -144,7 +152,7 @@ def test_an_unchanged_tile_answers_304_and_an_edit_changes_its_etag(listings) ->
     assert features[2].pk not in {f["id"] for f in decode(fresh)}
 
 
-def test_a_tile_304_costs_no_tile_query(listings, django_assert_max_num_queries) -> None:  # noqa: ANN001
+def test_a_tile_304_costs_no_tile_query(listings, django_assert_max_num_queries) -> None:
     _map, layer, _features, editor = listings
     client = client_for(editor)
     etag = client.get(tile_url(layer, 14))["ETag"]
@@ -152,7 +160,7 @@ def test_a_tile_304_costs_no_tile_query(listings, django_assert_max_num_queries)
         assert client.get(tile_url(layer, 14), HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 
-def test_empty_and_out_of_range_tiles(listings) -> None:  # noqa: ANN001
+def test_empty_and_out_of_range_tiles(listings) -> None:
     _map, layer, _features, editor = listings
     client = client_for(editor)
     assert client.get(tile_url(layer, 14, lon=-70, lat=-30)).status_code == 204
@@ -160,7 +168,7 @@ def test_empty_and_out_of_range_tiles(listings) -> None:  # noqa: ANN001
     assert client.get(f"/tiles/layers/{layer.pk}/23/0/0.mvt").status_code == 400
 
 
-def test_a_cached_tile_is_never_served_to_someone_without_access(listings) -> None:  # noqa: ANN001
+def test_a_cached_tile_is_never_served_to_someone_without_access(listings) -> None:
     map, layer, _features, editor = listings
     assert client_for(editor).get(tile_url(layer, 14)).status_code == 200  # now cached
     outsider = UserFactory()
@@ -171,7 +179,7 @@ def test_a_cached_tile_is_never_served_to_someone_without_access(listings) -> No
     assert client_for(viewer).get(tile_url(layer, 14)).status_code == 404
 
 
-def test_public_map_tiles_are_public_and_private_ones_private(listings) -> None:  # noqa: ANN001
+def test_public_map_tiles_are_public_and_private_ones_private(listings) -> None:
     map, layer, _features, editor = listings
     private = client_for(editor).get(tile_url(layer, 14))
     assert private["Cache-Control"].startswith("private")
@@ -182,7 +190,7 @@ def test_public_map_tiles_are_public_and_private_ones_private(listings) -> None:
     assert Client().get(tile_url(layer, 14))["Cache-Control"] == "public, max-age=0, must-revalidate"
 
 
-def test_scripts_fetch_tiles_with_an_api_token(listings) -> None:  # noqa: ANN001
+def test_scripts_fetch_tiles_with_an_api_token(listings) -> None:
     from apps.accounts.services import api_token_create
 
     _map, layer, features, editor = listings
@@ -191,14 +199,18 @@ def test_scripts_fetch_tiles_with_an_api_token(listings) -> None:  # noqa: ANN00
     assert len(decoded) == len(features)
 
 
-def test_tilejson_points_at_versioned_filtered_tiles_and_lists_the_fields(listings) -> None:  # noqa: ANN001
+def test_tilejson_points_at_versioned_filtered_tiles_and_lists_the_fields(listings) -> None:
     _map, layer, _features, editor = listings
     body = client_for(editor).get(f"/tiles/layers/{layer.pk}.json?status=active").json()
     layer.refresh_from_db()
     assert body["tilejson"] == "3.0.0"
     assert body["tiles"][0].endswith(f"/{{z}}/{{x}}/{{y}}.mvt?status=active&v={layer.data_version}")
-    assert body["vector_layers"][0]["fields"] == {"price": "Number", "status": "String", "listed_at": "String",
-                                                  "sauna": "Boolean"}
+    assert body["vector_layers"][0]["fields"] == {
+        "price": "Number",
+        "status": "String",
+        "listed_at": "String",
+        "sauna": "Boolean",
+    }
     assert client_for(editor).get(f"/tiles/layers/{layer.pk}.json?floors=2").status_code == 400
 
 
@@ -237,3 +249,50 @@ def test_an_oversized_tile_is_thinned_under_the_cap() -> None:
     raw = response.content if "Content-Encoding" not in response else gzip.decompress(response.content)
     assert len(raw) <= MAX_TILE_BYTES
     assert 1000 < len(decode(response)) < 60000
+
+
+@pytest.fixture
+def dense_listings():
+    """6,000 listings in two tight groups: east Helsinki (cheap) and west (dear)."""
+    layer = LayerFactory(geometry_type="point", is_global=True)
+    layer.attribute_schema = {"price": "integer", "status": "string"}
+    layer.style_config = {"cluster_properties": ["price"], "cluster_max_zoom": 11}
+    layer.save()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version)
+            SELECT now(), now(), %s, %s,
+                   ST_SetSRID(ST_MakePoint(CASE WHEN i %% 2 = 0 THEN 25.05 ELSE 24.85 END + (i %% 97) * 1e-5,
+                                           60.20 + (i %% 89) * 1e-5), 4326),
+                   jsonb_build_object('price', CASE WHEN i %% 2 = 0 THEN 200000 ELSE 600000 END,
+                                      'status', CASE WHEN i %% 3 = 0 THEN 'sold' ELSE 'active' END), 1
+            FROM generate_series(1, 6000) AS i
+            """,
+            [layer.workspace_id, layer.pk],
+        )
+    Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(feature_count=6000)
+    layer.refresh_from_db()
+    member = MembershipFactory(workspace=layer.workspace).user
+    return layer, member
+
+
+def test_large_point_layers_are_clustered_at_low_zoom_with_counts_and_averages(dense_listings) -> None:
+    layer, member = dense_listings
+    clusters = decode(client_for(member).get(tile_url(layer, 8)))
+    assert sorted(c["properties"]["point_count"] for c in clusters) == [3000, 3000]
+    assert sorted(c["properties"]["avg_price"] for c in clusters) == [200000, 600000]
+    assert all(c["properties"]["cluster"] is True for c in clusters)
+
+
+def test_clusters_respect_filters(dense_listings) -> None:
+    layer, member = dense_listings
+    clusters = decode(client_for(member).get(tile_url(layer, 8, query="status=sold&price__gte=500000")))
+    assert [c["properties"]["point_count"] for c in clusters] == [1000]
+
+
+def test_past_the_cluster_zoom_points_come_one_by_one(dense_listings) -> None:
+    layer, member = dense_listings
+    points = decode(client_for(member).get(tile_url(layer, 14, lon=25.0503, lat=60.2004)))
+    assert len(points) == 3000
+    assert {p["properties"]["price"] for p in points} == {200000}
