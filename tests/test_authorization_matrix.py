@@ -98,6 +98,7 @@ STYLE = {"style_config": {"type": "simple", "color": "#ff0000"}}
 RENAME_LAYER = {"name": "Renamed layer"}
 RENAME_MAP = {"name": "Renamed map", "description": "Content anyone who edits may change"}
 BBOX = "bbox=-180,-90,180,90"
+VIEWPORT = "west=-180&south=-85&east=180&north=85&zoom=14"
 
 # fmt: off
 POLICY: tuple[Row, ...] = (
@@ -198,6 +199,14 @@ POLICY: tuple[Row, ...] = (
     row("GET",    "layers/<workspace-layer>/",                              "200 200 200 200 404 404 404"),
     row("GET",    "layers/<public-layer>/",                                 "200 200 200 200 200 200 200"),
     row("GET",    "layers/<library-layer>/",                                "200 200 200 200 404 404 404"),
+    row("GET",    f"layers/<private-layer>/viewport/?{VIEWPORT}",          "200 200 404 404 200 404 404"),
+    row("GET",    f"layers/<workspace-layer>/viewport/?{VIEWPORT}",        "200 200 200 200 404 404 404"),
+    row("GET",    f"layers/<public-layer>/viewport/?{VIEWPORT}",           "200 200 200 200 200 200 200"),
+    row("GET",    f"layers/<library-layer>/viewport/?{VIEWPORT}",          "200 200 200 200 404 404 404"),
+    row("GET",    "layers/<private-layer>/stats/",                          "200 200 404 404 200 404 404"),
+    row("GET",    "layers/<workspace-layer>/stats/",                        "200 200 200 200 404 404 404"),
+    row("GET",    "layers/<public-layer>/stats/",                           "200 200 200 200 200 200 200"),
+    row("GET",    "layers/<b-workspace-layer>/stats/",                      "404 404 404 404 200 200 404"),
     row("PATCH",  "layers/<private-layer>/",                                "200 200 404 404 200 404 401", STYLE, note="style"),
     row("PATCH",  "layers/<workspace-layer>/",                              "200 200 200 403 404 404 401", STYLE, note="style"),
     row("PATCH",  "layers/<public-layer>/",                                 "200 200 200 403 403 403 401", STYLE, note="style"),

@@ -6,8 +6,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 
-def requested_page_size(request: Request, *, default: int, param: str = "page_size") -> int:
+def requested_page_size(request: Request, *, default: int, param: str = "page_size", maximum: int | None = None) -> int:
     """The page size asked for; too large or malformed is a 400, never silently clamped."""
+    maximum = maximum or settings.API_MAX_PAGE_SIZE
     raw = request.query_params.get(param)
     if raw in (None, ""):
         return default
@@ -15,8 +16,8 @@ def requested_page_size(request: Request, *, default: int, param: str = "page_si
         size = int(raw)
     except ValueError:
         raise ValidationError({param: [f"Must be an integer, got {raw!r}."]}) from None
-    if not 1 <= size <= settings.API_MAX_PAGE_SIZE:
-        raise ValidationError({param: [f"Must be between 1 and {settings.API_MAX_PAGE_SIZE}."]})
+    if not 1 <= size <= maximum:
+        raise ValidationError({param: [f"Must be between 1 and {maximum}."]})
     return size
 
 

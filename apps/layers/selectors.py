@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.contrib.gis.geos import Polygon
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from apps.core.errors import NotFound, PermissionDenied
+from apps.layers.filters import Condition, filters_where
 from apps.layers.models import Feature, Layer
 from apps.maps.models import Map, MapLayer
 from apps.maps.permissions import Actor, LayerAction, layer_actions
@@ -75,11 +77,20 @@ def layers_visible_to(actor: Actor, *, workspace_id: UUID | None = None) -> Quer
     return layers
 
 
-def features_of(layer: Layer, *, bbox: tuple[float, float, float, float] | None = None) -> QuerySet[Feature]:
+def features_of(
+    layer: Layer,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    conditions: tuple[Condition, ...] = (),
+) -> QuerySet[Feature]:
     features = Feature.objects.for_workspace(layer.workspace_id).filter(layer=layer)
     if bbox is not None:
         # Uses the GiST index on geom.
         features = features.filter(geom__intersects=Polygon.from_bbox(bbox))
+    if conditions:
+        where, params = filters_where(conditions, table=Feature._meta.db_table)
+        # Fixed fragments from filters.py; names and values are bound parameters.
+        features = features.filter(RawSQL(where, params, output_field=BooleanField()))  # noqa: S611
     return features
 
 

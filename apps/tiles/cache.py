@@ -11,8 +11,8 @@ import hashlib
 
 from django.core.cache import cache
 
+from apps.layers.filters import Condition, filters_key
 from apps.layers.models import Layer
-from apps.tiles.filters import Condition, filters_key
 
 TILE_TTL_SECONDS = 24 * 60 * 60
 

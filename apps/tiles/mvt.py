@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db import connection
 
+from apps.layers.filters import Condition, filters_sql
 from apps.layers.models import GeometryType, Layer
-from apps.tiles.filters import Condition, filters_sql
 
 EXTENT = 4096
 BUFFER = 64

@@ -11,13 +11,13 @@ from django.views.decorators.http import require_GET
 
 from apps.accounts.authentication import user_for_token_key
 from apps.core.errors import ApplicationError
+from apps.layers.filters import RESERVED_PARAMS, parse_filters
 from apps.layers.models import Layer
 from apps.layers.selectors import LayerAccess, layer_access
 from apps.maps.models import Visibility
 from apps.maps.permissions import Actor
 from apps.maps.selectors import actor_for
 from apps.tiles.cache import cached_tile, etag_for, store_tile, tile_key
-from apps.tiles.filters import RESERVED_PARAMS, parse_filters
 from apps.tiles.mvt import MAX_ZOOM, TileRequest, render_tile, tile_in_range
 
 MVT_CONTENT_TYPE = "application/vnd.mapbox-vector-tile"

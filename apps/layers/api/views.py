@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -12,8 +13,9 @@ from rest_framework.response import Response
 
 from apps.core.errors import PreconditionRequired, StaleVersion
 from apps.core.geometry import parse_bbox
-from apps.core.pagination import CursorPagination
+from apps.core.pagination import CursorPagination, requested_page_size
 from apps.layers import selectors, services
+from apps.layers.aggregates import Viewport, attribute_stats, viewport_clusters, viewport_features
 from apps.layers.api.serializers import (
     FeatureAttributesSerializer,
     FeatureSerializer,
@@ -23,12 +25,16 @@ from apps.layers.api.serializers import (
     LayerSerializer,
     LayerUpdateSerializer,
 )
+from apps.layers.filters import parse_filters
 from apps.layers.models import Feature, Layer
 from apps.layers.selectors import LayerAccess
 from apps.maps.permissions import LayerAction, layer_actions
 from apps.maps.selectors import map_for
+from apps.tiles.mvt import clusters_at
 from apps.workspaces.api.base import UUID_PATTERN, ApiViewSet, ReadOnlyForAnonymous
 from apps.workspaces.selectors import workspace_for
+
+VIEWPORT_MAX_FEATURES = 5000
 
 
 class LayerViewSet(ApiViewSet):
@@ -40,7 +46,7 @@ class LayerViewSet(ApiViewSet):
     filter_fields = ("source_type", "category", "is_global")
 
     def get_permissions(self) -> list[Any]:
-        if self.action == "retrieve":
+        if self.action in ("retrieve", "viewport", "stats"):
             return [ReadOnlyForAnonymous()]
         return super().get_permissions()
 
@@ -105,6 +111,28 @@ class LayerViewSet(ApiViewSet):
         services.layer_delete(access=self._access(), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(
+        parameters=[OpenApiParameter(n, float, required=True) for n in ("west", "south", "east", "north", "zoom")]
+        + [OpenApiParameter("limit", int, description=f"Features at high zoom (max {VIEWPORT_MAX_FEATURES}).")],
+        description="Clusters at low zoom, feature attributes at high zoom; attribute filters as query parameters.",
+    )
+    @action(detail=True, methods=["get"])
+    def viewport(self, request: Request, pk: str) -> Response:
+        """What a map view shows, without tiles: clusters at low zoom, features' attributes at high zoom."""
+        layer = self._access().layer
+        view = Viewport.parse(request.query_params)
+        conditions = parse_filters(request.query_params, layer.attribute_schema, extra_reserved={"limit"})
+        if clusters_at(layer, int(view.zoom)):
+            return Response({"kind": "clusters", "clusters": viewport_clusters(layer, view, conditions)})
+        limit = requested_page_size(request, default=500, param="limit", maximum=VIEWPORT_MAX_FEATURES)
+        features, truncated = viewport_features(layer, view, conditions, limit=limit)
+        return Response({"kind": "features", "features": features, "truncated": truncated})
+
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str) -> Response:
+        """Per-attribute min / max / quantiles or most common values, for legends and filter sliders."""
+        return Response(attribute_stats(self._access().layer))
+
 
 class FeatureCursorPagination(CursorPagination):
     page_size = 100
@@ -153,9 +181,12 @@ class FeatureViewSet(ApiViewSet):
         self.enter(access.layer)
         return access
 
-    def _features(self, access: LayerAccess):
-        raw_bbox = self.request.query_params.get("bbox")
-        return selectors.features_of(access.layer, bbox=parse_bbox(raw_bbox) if raw_bbox else None)
+    def _features(self, access: LayerAccess) -> QuerySet[Feature]:
+        params = self.request.query_params
+        raw_bbox = params.get("bbox")
+        conditions = parse_filters(params, access.layer.attribute_schema)
+        bbox = parse_bbox(raw_bbox) if raw_bbox else None
+        return selectors.features_of(access.layer, bbox=bbox, conditions=conditions)
 
     @extend_schema(parameters=[OpenApiParameter("bbox", str, description="west,south,east,north (degrees)")])
     def list(self, request: Request, layer_pk: str) -> Response:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -48,27 +48,29 @@ class Condition:
     attribute_type: str
     value: Any  # already parsed to the attribute's type (a tuple for `in`)
 
-    def sql(self, key: str) -> tuple[str, dict[str, Any]]:
-        """A WHERE fragment over `f.properties` with named placeholders `key_*`; only bound values vary."""
-        name = {f"{key}_name": self.attribute}
+    def sql(self, bind: Callable[[Any], str], table: str = "f") -> str:
+        """A WHERE fragment over `<table>.properties`; `bind(value)` returns a placeholder for a bound value.
+
+        Only bound values vary: the fragment's text is chosen by operator and type.
+        """
+        props = f"{table}.properties"
+        name = bind(self.attribute)
         if self.operator == "isnull":
-            fragment = f"(f.properties ? %({key}_name)s)"
-            return (f"NOT {fragment}" if self.value else fragment), name
+            fragment = f"({props} ? {name})"
+            return f"NOT {fragment}" if self.value else fragment
         if self.attribute_type in NUMERIC:
             # jsonb_typeof guards the cast against a stray non-number in imported data.
-            lhs = (
-                f"jsonb_typeof(f.properties -> %({key}_name)s) = 'number' AND (f.properties -> %({key}_name)s)::numeric"
-            )
+            lhs = f"jsonb_typeof({props} -> {name}) = 'number' AND ({props} -> {bind(self.attribute)})::numeric"
         elif self.attribute_type == "boolean":
-            lhs = f"(f.properties -> %({key}_name)s)"
+            lhs = f"({props} -> {name})"
         else:  # strings and ISO dates compare as text
-            lhs = f"(f.properties ->> %({key}_name)s)"
+            lhs = f"({props} ->> {name})"
         if self.operator == "in":
             cast = "::numeric[]" if self.attribute_type in NUMERIC else "::text[]"
-            return f"({lhs} = ANY(%({key}_value)s{cast}))", {**name, f"{key}_value": list(self.value)}
-        value = json.dumps(self.value) if self.attribute_type == "boolean" else self.value
-        cast = "::jsonb" if self.attribute_type == "boolean" else ""
-        return f"({lhs} {_COMPARISON_SQL[self.operator]} %({key}_value)s{cast})", {**name, f"{key}_value": value}
+            return f"({lhs} = ANY({bind(list(self.value))}{cast}))"
+        if self.attribute_type == "boolean":
+            return f"({lhs} {_COMPARISON_SQL[self.operator]} {bind(json.dumps(self.value))}::jsonb)"
+        return f"({lhs} {_COMPARISON_SQL[self.operator]} {bind(self.value)})"
 
 
 def _parse_value(raw: str, attribute_type: str, name: str) -> Any:
@@ -117,22 +119,37 @@ def _condition(name: str, raw: str, schema: Mapping[str, str]) -> Condition:
     return Condition(attribute, operator, attribute_type, _parse_value(raw, attribute_type, name))
 
 
-def parse_filters(params: Mapping[str, str], schema: Mapping[str, str]) -> tuple[Condition, ...]:
+def parse_filters(
+    params: Mapping[str, str], schema: Mapping[str, str], *, extra_reserved: frozenset[str] | set[str] = frozenset()
+) -> tuple[Condition, ...]:
     """Attribute conditions from query parameters, validated against the layer's schema."""
-    names = sorted(name for name in params if name not in RESERVED_PARAMS)
+    names = sorted(name for name in params if name not in RESERVED_PARAMS and name not in extra_reserved)
     if len(names) > MAX_FILTERS:
         raise ApplicationError(f"At most {MAX_FILTERS} filters.", field=names[MAX_FILTERS])
     return tuple(_condition(name, params[name], schema) for name in names)
 
 
-def filters_sql(conditions: tuple[Condition, ...]) -> tuple[str, dict[str, Any]]:
-    """` AND …` fragments for a WHERE clause over `f`, and their named parameters."""
-    fragments, params = [], {}
-    for index, condition in enumerate(conditions):
-        fragment, values = condition.sql(f"filter{index}")
-        fragments.append(fragment)
-        params.update(values)
-    return "".join(f" AND {fragment}" for fragment in fragments), params
+def filters_sql(conditions: tuple[Condition, ...], *, table: str = "f") -> tuple[str, dict[str, Any]]:
+    """` AND …` fragments with named placeholders (for hand-written SQL) and their parameters."""
+    params: dict[str, Any] = {}
+
+    def bind(value: Any) -> str:
+        key = f"filter{len(params)}"
+        params[key] = value
+        return f"%({key})s"
+
+    return "".join(f" AND {c.sql(bind, table)}" for c in conditions), params
+
+
+def filters_where(conditions: tuple[Condition, ...], *, table: str) -> tuple[str, list[Any]]:
+    """One WHERE fragment with positional placeholders (for a Django queryset's RawSQL)."""
+    params: list[Any] = []
+
+    def bind(value: Any) -> str:
+        params.append(value)
+        return "%s"
+
+    return " AND ".join(c.sql(bind, table) for c in conditions) or "TRUE", params
 
 
 def filters_key(conditions: tuple[Condition, ...]) -> str:
