@@ -16,7 +16,12 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 def user_for_token_key(key: str) -> tuple[User, ApiToken] | None:
     """The active user behind a raw key, or None. Shared by HTTP and websockets."""
-    token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(key)).first()
+    token = (
+        ApiToken.objects.select_related("user")
+        .only("id", "expires_at", "last_used_at", "user__id", "user__email", "user__is_active", "user__name")
+        .filter(key_hash=hash_token(key))
+        .first()
+    )
     if token is None or token.is_expired or not token.user.is_active:
         return None
     now = timezone.now()

@@ -5,25 +5,35 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import User
 from apps.core.errors import NotFound, PermissionDenied
 from apps.maps.models import Map, MapCollaborator, MapLayer, Visibility
 from apps.maps.permissions import ANONYMOUS, Actor, MapAction, map_actions
-from apps.workspaces.models import Membership, Role
+from apps.workspaces.models import Role
+
+# Every request loads its actor, so this is one plain query (indexes: membership
+# (workspace, user) unique and mapcollaborator (map, user) unique, both led by user_id lookups).
+_ACTOR_SQL = """
+    SELECT 'role', workspace_id, role FROM workspaces_membership WHERE user_id = %(user)s
+    UNION ALL
+    SELECT 'grant', map_id, permission FROM maps_mapcollaborator
+    WHERE user_id = %(user)s AND accepted_at IS NOT NULL
+"""
 
 
 def actor_for(user: User | AnonymousUser, *, share_token: str | None = None) -> Actor:
-    """Two small queries: the user's roles and accepted map grants."""
+    """The user's workspace roles and accepted map grants, in one query."""
     if not user.is_authenticated:
         return Actor(share_token=share_token) if share_token else ANONYMOUS
-    roles = dict(Membership.objects.filter(user=user).values_list("workspace_id", "role"))
-    grants = dict(
-        MapCollaborator.objects.unscoped()
-        .filter(user=user, accepted_at__isnull=False)
-        .values_list("map_id", "permission")
-    )
+    roles: dict[UUID, str] = {}
+    grants: dict[UUID, str] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTOR_SQL, {"user": user.pk})
+        for kind, object_id, value in cursor.fetchall():
+            (roles if kind == "role" else grants)[object_id] = value
     return Actor(user_id=user.pk, roles=roles, grants=grants, share_token=share_token)
 
 

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "channels",
     "allauth",
     "allauth.account",
+    "django_tiles_gl",
     "apps.core",
     "apps.accounts",
     "apps.workspaces",
@@ -75,7 +76,9 @@ TEMPLATES = [
 ]
 
 # --- Database: PostGIS through psycopg 3 with Django's connection pool -------
-DATABASES = {"default": env.db_url("DATABASE_URL", engine="django.contrib.gis.db.backends.postgis")}
+# Defaults point at the project-local services `make run` starts; production requires both URLs.
+LOCAL_DATABASE_URL = "postgres://meridian:meridian@127.0.0.1:55432/meridian"
+DATABASES = {"default": env.db_url("DATABASE_URL", default=LOCAL_DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
 DATABASES["default"]["OPTIONS"] = {
@@ -88,7 +91,7 @@ DATABASES["default"]["OPTIONS"] = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker (separate logical databases) --
-REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379").rstrip("/")
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379").rstrip("/")
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -204,6 +207,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"
+
+# --- Basemap: django-tiles-gl serves this OpenMapTiles MBTiles under /basemap/ ---
+# `manage.py build_basemap` writes the offline demo file here; production points it at a planet file.
+MBTILES_DATABASE = Path(env("MBTILES_DATABASE", default=str(BASE_DIR / "var" / "basemap" / "meridian.mbtiles")))
 
 LOGGING = {
     "version": 1,
