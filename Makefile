@@ -23,7 +23,7 @@ SERVICE_ENV := $(if $(filter environment,$(origin DATABASE_URL)),,DATABASE_URL=)
 
 VENV_STAMP := $(VENV)/.stamp-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
 
-.PHONY: help run test stop deps venv services assets migrate seed serve lint check-deploy bench-tiles
+.PHONY: help run test stop deps venv services assets migrate seed basemap serve lint check-deploy bench-tiles
 
 help:
 	@echo "make run    install what is missing, start PostGIS + Redis, migrate, seed, serve on http://$(HOST):$(PORT)"
@@ -57,7 +57,11 @@ migrate: venv services
 seed: migrate
 	@$(PY) manage.py seed_demo
 
-run: seed assets
+# The offline OpenMapTiles basemap served under /basemap/; a no-op when it is up to date.
+basemap: migrate assets
+	@$(PY) manage.py build_basemap
+
+run: seed assets basemap
 	@bash compose/local/serve.sh $(HOST) $(PORT)
 
 test: venv services assets

@@ -122,6 +122,8 @@ POLICY: tuple[Row, ...] = (
     row("POST",   "workspaces/<ws>/invitations/",                           "201 201 403 403 404 404 401", {"email": "newcomer@example.test", "role": "viewer"}),
     row("POST",   "workspaces/<ws>/invitations/",                           "201 403 403 403 404 404 401", {"email": "newcomer@example.test", "role": "admin"}, note="as admin"),
     row("DELETE", "workspaces/<ws>/invitations/<invitation>/",              "204 204 403 403 404 404 401"),
+    # --- imports (no file in the body: authorisation answers first, then 400 "file: required")
+    row("POST",   "imports/",                                               "400 400 400 403 404 404 401", {"workspace": "<ws>", "name": "Imported layer"}),
     # --- my invitations, my collaborations, me, my tokens
     row("GET",    "invitations/",                                           "200 200 200 200 200 200 401"),
     row("POST",   "invitations/<invitation>/accept/",                       "404 404 404 404 404 200 401"),

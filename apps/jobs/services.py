@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict
-from apps.jobs.models import Job, JobStatus
+from apps.jobs.models import FINISHED_STATUSES, Job, JobStatus
 
 
 @transaction.atomic
@@ -31,3 +33,75 @@ def _revoke(task_id: str) -> None:
 
     # terminate=False: the task checks cancel_requested and rolls back cleanly.
     app.control.revoke(task_id)
+
+
+# --- reporting from workers ---------------------------------------------------------------
+
+
+@transaction.atomic
+def job_start(*, job: Job, task_id: str = "") -> Job | None:
+    """Claim a job for a worker run: running, one more attempt. None when it is already finished.
+
+    A redelivered task (the worker died) finds its job still running and claims it again;
+    a task whose job finished, or was cancelled before it started, does nothing.
+    """
+    job = Job.objects.for_workspace(job.workspace_id).select_for_update().get(pk=job.pk)
+    if job.is_finished:
+        return None
+    job.status = JobStatus.RUNNING
+    job.attempts += 1
+    job.started_at = job.started_at or timezone.now()
+    job.celery_task_id = task_id or job.celery_task_id
+    job.save(update_fields=["status", "attempts", "started_at", "celery_task_id", "updated_at"])
+    return job
+
+
+def job_report(*, job: Job, phase: str, progress: int) -> bool:
+    """Write a running job's phase and percent; return True when the user asked to cancel it.
+
+    Only touches a running job, so a late report cannot overwrite a finished one.
+    """
+    jobs = Job.objects.for_workspace(job.workspace_id).filter(pk=job.pk)
+    jobs.filter(status=JobStatus.RUNNING).update(
+        phase=phase[:200], progress=max(0, min(progress, 100)), updated_at=timezone.now()
+    )
+    return bool(jobs.filter(cancel_requested=True).exists())
+
+
+def job_succeed(*, job: Job, result: dict[str, Any], layer_id: object = None) -> bool:
+    """Mark the job succeeded inside the caller's transaction (the one holding its work): all or nothing.
+
+    Returns False, changing nothing, when the job was cancelled meanwhile; the caller then rolls back.
+    """
+    locked = Job.objects.for_workspace(job.workspace_id).select_for_update().get(pk=job.pk)
+    if locked.cancel_requested or locked.is_finished:
+        return False
+    locked.status = JobStatus.SUCCEEDED
+    locked.progress = 100
+    locked.phase = "done"
+    locked.result = result
+    locked.error = ""
+    locked.finished_at = timezone.now()
+    fields = ["status", "progress", "phase", "result", "error", "finished_at", "updated_at"]
+    if layer_id is not None:
+        locked.layer_id = layer_id
+        fields.append("layer")
+    locked.save(update_fields=fields)
+    return True
+
+
+def job_fail(*, job: Job, error: str, result: dict[str, Any] | None = None) -> None:
+    """Mark an unfinished job failed with a message the user can act on."""
+    now = timezone.now()
+    updates: dict[str, Any] = {
+        "status": JobStatus.FAILED,
+        "error": error,
+        "phase": "failed",
+        "finished_at": now,
+        "updated_at": now,
+    }
+    if result is not None:
+        updates["result"] = result
+    Job.objects.for_workspace(job.workspace_id).filter(pk=job.pk).exclude(status__in=FINISHED_STATUSES).update(
+        **updates
+    )

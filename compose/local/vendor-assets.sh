@@ -30,3 +30,18 @@ command -v npm >/dev/null || { echo "[assets] npm is missing; run: make deps" >&
 # 7.2.2 is the release Django 5.2's gis/js/OLMapWidget.js is written and tested
 # against (Django's own CDN URL pins it); bump together with Django.
 vendor ol 7.2.2 ol dist/ol.js ol.css
+
+# npm_data <package> <version>: a package installed into var/npm only for the data
+# files it ships (read by management commands, never served as static files).
+npm_data() {
+  local package=$1 version=$2
+  local installed
+  installed=$(node -p "require('./$NPM_PREFIX/node_modules/$package/package.json').version" 2>/dev/null || true)
+  [ "$installed" = "$version" ] && return 0
+  echo "[assets] $package@$version -> $NPM_PREFIX (data)"
+  npm install --no-audit --no-fund --save-exact --loglevel=error --prefix "$NPM_PREFIX" "$package@$version"
+}
+
+# Natural Earth countries and land as TopoJSON, for the basemap's low zooms
+# (apps/tiles/basemap/sources.py; `manage.py build_basemap`).
+npm_data world-atlas 2.0.2

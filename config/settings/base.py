@@ -190,6 +190,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 
 API_MAX_PAGE_SIZE = 1000
 FEATURE_BULK_MAX = 5000
 
+# --- Imports (apps/imports) ------------------------------------------------------
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=1024**3)
+IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default=4 * 1024**3)
+IMPORT_MAX_ARCHIVE_MEMBERS = 1000
+IMPORT_MAX_COMPRESSION_RATIO = 250  # for archive members over 1 MiB
+IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
+CELERY_TASK_ROUTES = {"imports.run": {"queue": "imports"}}
+
 # --- GeoDjango ----------------------------------------------------------------
 # gis.W001: GDAL 3.6 cannot be told to refuse file/network access from a
 # malicious SRS. Mitigation (DESIGN §1): user input never reaches GDAL as an SRS

@@ -79,19 +79,34 @@ def _listing(rng: random.Random, city: dict[str, Any]) -> tuple[float, float, di
     bedrooms = rng.choice((1, 1, 2, 2, 2, 3, 3, 4, 5, 6))
     price = int(rng.lognormvariate(12.3, 0.5) * (0.6 + bedrooms * 0.25))
     listed = date(2025, 1, 1) + timedelta(days=rng.randrange(670))
-    return lon, lat, {
-        "price": price, "bedrooms": bedrooms, "bathrooms": max(1, bedrooms - rng.randrange(3)),
-        "property_type": rng.choice(TYPES), "status": rng.choice(STATUSES), "listed_at": listed.isoformat(),
-    }
+    return (
+        lon,
+        lat,
+        {
+            "price": price,
+            "bedrooms": bedrooms,
+            "bathrooms": max(1, bedrooms - rng.randrange(3)),
+            "property_type": rng.choice(TYPES),
+            "status": rng.choice(STATUSES),
+            "listed_at": listed.isoformat(),
+        },
+    )
 
 
 def _bench_layer(owner: User) -> Layer:
-    workspace = Workspace.objects.filter(slug="bench").first() or workspace_create(user=owner, name="Bench", slug="bench")
+    workspace = Workspace.objects.filter(slug="bench").first()
+    if workspace is None:
+        workspace = workspace_create(user=owner, name="Bench", slug="bench")
     name = f"Listings {POINTS:,}"
     layer = Layer.objects.for_workspace(workspace).filter(name=name).first()
     if layer is None:
         layer = layer_create(
-            actor=actor_for(owner), user=owner, workspace=workspace, name=name, geometry_type="point", is_global=True,
+            actor=actor_for(owner),
+            user=owner,
+            workspace=workspace,
+            name=name,
+            geometry_type="point",
+            is_global=True,
             style_config={"cluster_properties": ["price"], "cluster_max_zoom": 11},
         )
     return layer
@@ -109,14 +124,24 @@ def _generate(layer: Layer) -> None:
     weights = [c["population"] for c in cities]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM layers_feature WHERE layer_id = %s", [layer.pk])
-        copy_sql = ("COPY layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version) "
-                    "FROM STDIN")
+        copy_sql = (
+            "COPY layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version) FROM STDIN"
+        )
         with cursor.cursor.copy(copy_sql) as copy:
             now = "2026-11-22T00:00:00Z"
             for city in rng.choices(cities, weights=weights, k=POINTS):
                 lon, lat, props = _listing(rng, city)
-                copy.write_row((now, now, str(layer.workspace_id), str(layer.pk),
-                                f"SRID=4326;POINT({lon:.6f} {lat:.6f})", json.dumps(props), 1))
+                copy.write_row(
+                    (
+                        now,
+                        now,
+                        str(layer.workspace_id),
+                        str(layer.pk),
+                        f"SRID=4326;POINT({lon:.6f} {lat:.6f})",
+                        json.dumps(props),
+                        1,
+                    )
+                )
         cursor.execute(
             """
             UPDATE layers_layer SET feature_count = %s, data_version = data_version + 1,
@@ -124,9 +149,21 @@ def _generate(layer: Layer) -> None:
                    extent = (SELECT ST_Envelope(ST_Extent(geom))::geometry FROM layers_feature WHERE layer_id = %s)
             WHERE id = %s
             """,
-            [POINTS, json.dumps({"price": "integer", "bedrooms": "integer", "bathrooms": "integer",
-                                 "property_type": "string", "status": "string", "listed_at": "date"}),
-             layer.pk, layer.pk],
+            [
+                POINTS,
+                json.dumps(
+                    {
+                        "price": "integer",
+                        "bedrooms": "integer",
+                        "bathrooms": "integer",
+                        "property_type": "string",
+                        "status": "string",
+                        "listed_at": "date",
+                    }
+                ),
+                layer.pk,
+                layer.pk,
+            ],
         )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE layers_feature")
@@ -155,10 +192,13 @@ def tile_sets(z: int) -> dict[str, list[tuple[int, int, int]]]:
             tile = (cz, (cx + dx) % 2**z, min(2**z - 1, max(0, cy + dy)))
             if tile not in dense:
                 dense.append(tile)
-    sparse = [_tile(c["longitude"], c["latitude"], z) for c in cities[2500:2500 + 60:4]]
+    sparse = [_tile(c["longitude"], c["latitude"], z) for c in cities[2500 : 2500 + 60 : 4]]
     empty = [_tile(lon, lat, z) for lon, lat in OCEAN]
-    return {"dense": dense[: TILES_PER_SET["dense"]], "sparse": list(dict.fromkeys(sparse))[: TILES_PER_SET["sparse"]],
-            "empty": list(dict.fromkeys(empty))[: TILES_PER_SET["empty"]]}
+    return {
+        "dense": dense[: TILES_PER_SET["dense"]],
+        "sparse": list(dict.fromkeys(sparse))[: TILES_PER_SET["sparse"]],
+        "empty": list(dict.fromkeys(empty))[: TILES_PER_SET["empty"]],
+    }
 
 
 # --- replay ---------------------------------------------------------------------------------
@@ -207,16 +247,20 @@ def _replay(paths: list[str], concurrency: int, token: str) -> list[Sample]:
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def _summary(samples: list[Sample], seconds: float) -> dict[str, Any]:
     ms = [s.ms for s in samples]
     sizes = [s.size for s in samples if s.status == 200] or [0]
     return {
-        "requests": len(samples), "p50_ms": round(_percentile(ms, 50), 1), "p95_ms": round(_percentile(ms, 95), 1),
-        "p99_ms": round(_percentile(ms, 99), 1), "tiles_per_s": round(len(samples) / seconds, 1),
-        "mean_bytes": int(statistics.mean(sizes)), "max_bytes": max(sizes),
+        "requests": len(samples),
+        "p50_ms": round(_percentile(ms, 50), 1),
+        "p95_ms": round(_percentile(ms, 95), 1),
+        "p99_ms": round(_percentile(ms, 99), 1),
+        "tiles_per_s": round(len(samples) / seconds, 1),
+        "mean_bytes": int(statistics.mean(sizes)),
+        "max_bytes": max(sizes),
         "errors": sum(1 for s in samples if s.status not in (200, 204)),
     }
 
@@ -226,12 +270,29 @@ def _flush_tile_cache() -> None:
 
 
 def _server() -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DEBUG": "false", "DJANGO_SETTINGS_MODULE": "config.settings.local", "LOG_LEVEL": "WARNING",
-           "DB_POOL_MAX": "20"}
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(PORT),
-         "--workers", "2", "--no-access-log", "--lifespan", "off"],
-        cwd=ROOT, env=env,
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_MAX": "20",
+    }
+    server = subprocess.Popen(  # noqa: S603 (our own executable and fixed arguments)
+        [
+            str(ROOT / ".venv/bin/uvicorn"),
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(PORT),
+            "--workers",
+            "2",
+            "--no-access-log",
+            "--lifespan",
+            "off",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     for _ in range(100):
         try:
@@ -265,13 +326,20 @@ def main() -> None:
                             _flush_tile_cache()
                         started = time.perf_counter()
                         samples = _replay(paths, concurrency, token)
-                        row = {"zoom": z, "filter": filter_name, "concurrency": concurrency, "cache": state,
-                               **_summary(samples, time.perf_counter() - started)}
+                        row = {
+                            "zoom": z,
+                            "filter": filter_name,
+                            "concurrency": concurrency,
+                            "cache": state,
+                            **_summary(samples, time.perf_counter() - started),
+                        }
                         results.append(row)
-                        print(f"z{z:<2} {filter_name:<17} c={concurrency:<2} {state:<4} p50 {row['p50_ms']:>7} "
-                              f"p95 {row['p95_ms']:>7} p99 {row['p99_ms']:>7} ms  {row['tiles_per_s']:>7}/s  "
-                              f"mean {row['mean_bytes']:>7} B  max {row['max_bytes']:>7} B  errors {row['errors']}",
-                              flush=True)
+                        print(
+                            f"z{z:<2} {filter_name:<17} c={concurrency:<2} {state:<4} p50 {row['p50_ms']:>7} "
+                            f"p95 {row['p95_ms']:>7} p99 {row['p99_ms']:>7} ms  {row['tiles_per_s']:>7}/s  "
+                            f"mean {row['mean_bytes']:>7} B  max {row['max_bytes']:>7} B  errors {row['errors']}",
+                            flush=True,
+                        )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from apps.imports.api.views import ImportViewSet
+
+urlpatterns = [
+    path("imports/", ImportViewSet.as_view({"post": "create"}), name="import-list"),
+]

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.imports.types import ImportMode
+
+
+class ImportInputSerializer(serializers.Serializer):
+    """The form fields of an import; the file itself streams to disk through the upload handler."""
+
+    workspace = serializers.SlugField(help_text="The workspace's slug.")
+    mode = serializers.ChoiceField(choices=[m.value for m in ImportMode], default=ImportMode.NEW.value)
+    layer = serializers.UUIDField(required=False, help_text="append / replace: the layer to change.")
+    name = serializers.CharField(required=False, max_length=200, default="", help_text="new: the layer's name.")
+    source_layer = serializers.CharField(
+        required=False, max_length=255, help_text="The layer to read in a multi-layer file (GeoPackage, KML, GPX)."
+    )
+    srid = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=999_999,
+        help_text="EPSG code of a file without a CRS (or to override it).",
+    )
+    file = serializers.FileField(required=False, help_text="The file: GeoJSON, CSV, zipped Shapefile, GeoPackage, …")

@@ -1,0 +1,297 @@
+"""Staging → layers_feature in SQL: check the range, repair, count, infer the schema, load in one statement.
+
+The staging table (ogr2ogr's output) and the prepared table are unlogged scratch
+tables named after the job, so a retry of the same job drops what a killed
+attempt left. Nothing touches `layers_feature` until `features_load`, which runs
+inside the caller's transaction: the layer shows all of the file or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.db import connection
+
+from apps.imports.errors import ImportRefused
+from apps.imports.gdal import FID_COLUMN, GEOMETRY_COLUMN
+from apps.layers.models import GeometryType
+from apps.layers.schema import MAX_PROPERTIES, NAME_PATTERN, AttributeType
+
+FAMILY_CODE = {GeometryType.POINT: 1, GeometryType.LINE: 2, GeometryType.POLYGON: 3, GeometryType.MIXED: 0}
+_FAMILY_BY_DIMENSION = {0: GeometryType.POINT, 1: GeometryType.LINE, 2: GeometryType.POLYGON}
+_INTEGER_TYPES = ("smallint", "integer", "bigint")
+_NUMBER_TYPES = ("real", "double precision", "numeric")
+_WIDENING = {("number", "integer"), ("string", "date"), ("string", "datetime"), ("datetime", "date")}
+
+
+@dataclass(frozen=True)
+class StagingTables:
+    """The job's scratch tables. Names derive from the job id only: plain identifiers, no user input."""
+
+    staging: str
+    prepared: str
+
+    @classmethod
+    def for_job(cls, job_id: UUID) -> StagingTables:
+        return cls(staging=f"import_stage_{job_id.hex}", prepared=f"import_prep_{job_id.hex}")
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.staging}, {self.prepared}")
+
+
+def quote_identifier(name: str) -> str:
+    """A column name from the file, as a SQL identifier (double quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- what was read --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    attribute_type: AttributeType
+
+
+def _attribute_type(sql_type: str) -> AttributeType:
+    if sql_type.startswith(_INTEGER_TYPES):
+        return "integer"
+    if sql_type.startswith(_NUMBER_TYPES):
+        return "number"
+    if sql_type == "boolean":
+        return "boolean"
+    if sql_type == "date":
+        return "date"
+    if sql_type.startswith("timestamp"):
+        return "datetime"
+    return "string"
+
+
+def staged_columns(tables: StagingTables) -> list[Column]:
+    """The attribute columns ogr2ogr created, typed in the schema vocabulary (apps/layers/schema.py)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT attname, format_type(atttypid, atttypmod)
+            FROM pg_attribute
+            WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT IN (%s, %s)
+            ORDER BY attnum
+            """,
+            [tables.staging, GEOMETRY_COLUMN, FID_COLUMN],
+        )
+        columns = [Column(name, _attribute_type(sql_type)) for name, sql_type in cursor.fetchall()]
+    if len(columns) > MAX_PROPERTIES:
+        raise ImportRefused(f"The file has {len(columns)} attributes; at most {MAX_PROPERTIES} are supported.")
+    for column in columns:
+        if not NAME_PATTERN.match(column.name):
+            raise ImportRefused(f"The attribute name {column.name!r} is not 1-100 printable characters.")
+    return columns
+
+
+@dataclass(frozen=True)
+class StagedSummary:
+    read: int
+    out_of_range: int
+    family: GeometryType  # inferred from the geometries present
+    bbox: tuple[float, float, float, float] | None
+
+
+# A full scan of the staging table (no index: it is read once); ST_XMin & co. use the cached bbox.
+_SUMMARY_SQL = """
+SELECT count(*),
+       count(*) FILTER (
+           WHERE NOT (ST_XMin(g) >= -180 AND ST_XMax(g) <= 180 AND ST_YMin(g) >= -90 AND ST_YMax(g) <= 90)
+       ),
+       array_agg(DISTINCT ST_Dimension(g)) FILTER (WHERE g IS NOT NULL AND NOT ST_IsEmpty(g)),
+       ST_XMin(ST_Extent(g)), ST_YMin(ST_Extent(g)), ST_XMax(ST_Extent(g)), ST_YMax(ST_Extent(g))
+FROM (SELECT {geom} AS g FROM {staging}) AS staged
+"""
+
+
+def staged_summary(tables: StagingTables) -> StagedSummary:
+    with connection.cursor() as cursor:
+        cursor.execute(_SUMMARY_SQL.format(geom=GEOMETRY_COLUMN, staging=tables.staging))
+        read, out_of_range, dimensions, *box = cursor.fetchone()
+    dimensions = dimensions or []
+    family = _FAMILY_BY_DIMENSION.get(dimensions[0], GeometryType.MIXED) if len(dimensions) == 1 else GeometryType.MIXED
+    bbox = tuple(box) if box[0] is not None else None
+    return StagedSummary(read=read, out_of_range=out_of_range, family=family, bbox=bbox)  # type: ignore[arg-type]
+
+
+def refuse_out_of_range(summary: StagedSummary) -> None:
+    """Data outside longitude ±180 / latitude ±90 after reprojection: almost always a wrong or missing CRS."""
+    if summary.out_of_range and summary.bbox is not None:
+        xmin, ymin, xmax, ymax = (f"{v:.6g}" for v in summary.bbox)
+        raise ImportRefused(
+            f"Coordinates out of range: is the CRS right? {summary.out_of_range} of {summary.read} features lie "
+            f"outside longitude -180…180 / latitude -90…90 after reprojection to WGS 84 (extent {xmin}, {ymin}, "
+            f"{xmax}, {ymax}). If the coordinates are projected, send srid with the file's EPSG code."
+        )
+
+
+# --- repair -----------------------------------------------------------------------------------------
+
+
+def _value_sql(column: Column) -> str:
+    quoted = quote_identifier(column.name)
+    if column.attribute_type == "number":
+        return f"CASE WHEN {quoted}::double precision IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE {quoted} END"
+    if column.attribute_type in ("integer", "boolean", "date", "datetime"):
+        return quoted
+    return f"NULLIF({quoted}::text, '')"
+
+
+def _properties_sql(columns: list[Column]) -> tuple[str, list[str]]:
+    """`jsonb_build_object(name, value, …)` in chunks of 50 pairs (PostgreSQL's 100-argument limit), names bound."""
+    if not columns:
+        return "'{}'::jsonb", []
+    chunks = [columns[i : i + 50] for i in range(0, len(columns), 50)]
+    parts = ["jsonb_build_object(" + ", ".join(f"%s::text, {_value_sql(c)}" for c in chunk) + ")" for chunk in chunks]
+    return "jsonb_strip_nulls(" + " || ".join(parts) + ")", [c.name for c in columns]
+
+
+# ST_MakeValid only where ST_IsValid says so; ST_CollectionExtract keeps the layer's family
+# (0 = mixed keeps everything). A single part wrapped in a Multi by the repair is unwrapped.
+_PREPARE_SQL = """
+CREATE UNLOGGED TABLE {prepared} AS
+WITH source AS (
+    SELECT {properties} AS properties, {geom} AS src, ST_IsValid({geom}) AS valid
+    FROM {staging}
+), repaired AS (
+    SELECT properties, src, valid,
+           CASE WHEN %s = 0 THEN fixed ELSE ST_CollectionExtract(fixed, %s) END AS kept
+    FROM (SELECT *, CASE WHEN valid THEN src ELSE ST_MakeValid(src) END AS fixed FROM source) AS checked
+)
+SELECT properties,
+       CASE WHEN src IS NULL THEN 'no geometry'
+            WHEN ST_IsEmpty(src) THEN 'empty geometry'
+            WHEN kept IS NULL OR ST_IsEmpty(kept) THEN
+                 CASE WHEN valid THEN %s ELSE 'invalid, nothing left after repair' END
+       END AS skip_reason,
+       coalesce(NOT valid, false) AS repaired,
+       CASE WHEN GeometryType(src) NOT LIKE 'MULTI%%' AND ST_NumGeometries(kept) = 1
+            THEN ST_GeometryN(kept, 1) ELSE kept END AS geom
+FROM repaired
+"""
+
+_COUNTS_SQL = """
+SELECT skip_reason, count(*), count(*) FILTER (WHERE repaired) FROM {prepared} GROUP BY skip_reason
+"""
+
+
+@dataclass
+class RepairCounts:
+    imported: int = 0
+    repaired: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def features_prepare(tables: StagingTables, *, columns: list[Column], family: GeometryType) -> RepairCounts:
+    """Repair every staged geometry to the layer's family, build properties, count per reason."""
+    properties, names = _properties_sql(columns)
+    sql = _PREPARE_SQL.format(
+        prepared=tables.prepared, staging=tables.staging, geom=quote_identifier(GEOMETRY_COLUMN), properties=properties
+    )
+    code = FAMILY_CODE[family]
+    counts = RepairCounts()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {tables.prepared}")
+        cursor.execute(sql, [*names, code, code, f"not a {GeometryType(family).value} geometry"])
+        cursor.execute(_COUNTS_SQL.format(prepared=tables.prepared))
+        for reason, total, repaired in cursor.fetchall():
+            if reason is None:
+                counts.imported, counts.repaired = total, repaired
+            else:
+                counts.skipped[reason] = total
+    return counts
+
+
+# --- schema -------------------------------------------------------------------------------------------
+
+
+def schema_of(columns: list[Column]) -> dict[str, str]:
+    return {column.name: column.attribute_type for column in columns}
+
+
+def schema_merged(current: dict[str, str], incoming: dict[str, str]) -> dict[str, str]:
+    """The layer's schema extended with the file's; a contradiction is refused (same rules as feature writes)."""
+    merged = dict(current)
+    for name, found in incoming.items():
+        expected = merged.get(name)
+        if expected is None or (expected, found) == ("integer", "number"):
+            merged[name] = found
+        elif expected != found and (expected, found) not in _WIDENING:
+            raise ImportRefused(f"The attribute {name!r} is {found} in the file but {expected} in the layer.")
+    return merged
+
+
+# --- load ---------------------------------------------------------------------------------------------
+
+# One INSERT … SELECT: PostgreSQL moves the rows in bulk and they commit with the job's success.
+_INSERT_SQL = """
+INSERT INTO layers_feature
+    (workspace_id, layer_id, geom, properties, external_id, version,
+     created_by_id, updated_by_id, created_at, updated_at)
+SELECT %s, %s, geom, properties, NULL, 1, %s, %s, now(), now()
+FROM {prepared}
+WHERE skip_reason IS NULL
+"""
+
+# Uses feature_layer_id_idx (layer_id, id) to find the layer's rows.
+_DELETE_SQL = "DELETE FROM layers_feature WHERE layer_id = %s AND workspace_id = %s"
+
+# Count and extent from the rows themselves (feature_layer_id_idx), so they cannot drift from
+# what is stored; the data_version bump invalidates every cached tile of the layer.
+_REFRESH_LAYER_SQL = """
+WITH loaded AS (
+    SELECT count(*) AS n, ST_Extent(geom) AS box FROM layers_feature WHERE layer_id = %(layer)s
+)
+UPDATE layers_layer SET
+    feature_count = loaded.n,
+    extent = CASE WHEN loaded.box IS NULL THEN NULL ELSE ST_MakeEnvelope(
+        ST_XMin(loaded.box), ST_YMin(loaded.box),
+        greatest(ST_XMax(loaded.box), ST_XMin(loaded.box) + 1e-7),
+        greatest(ST_YMax(loaded.box), ST_YMin(loaded.box) + 1e-7), 4326) END,
+    attribute_schema = %(schema)s::jsonb,
+    geometry_type = %(family)s,
+    data_version = data_version + 1,
+    updated_at = now()
+FROM loaded
+WHERE id = %(layer)s AND workspace_id = %(workspace)s
+RETURNING data_version
+"""
+
+
+def features_load(
+    tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, user_id: int | None, replace: bool,
+    schema: dict[str, str], family: str,
+) -> int:  # fmt: skip
+    """Move the prepared rows into the layer (after deleting its old ones when replacing); refresh the layer.
+
+    Must run inside the caller's transaction, with the layer row locked.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("features_load must run inside the import's transaction")
+    with connection.cursor() as cursor:
+        if replace:
+            cursor.execute(_DELETE_SQL, [layer_id, workspace_id])
+        cursor.execute(_INSERT_SQL.format(prepared=tables.prepared), [workspace_id, layer_id, user_id, user_id])
+        inserted = cursor.rowcount
+        params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "family": family}
+        cursor.execute(_REFRESH_LAYER_SQL, {**params, "schema": json.dumps(schema)})
+    return inserted
+
+
+_PLAIN = re.compile(r"^import_(stage|prep)_[0-9a-f]{32}$")
+
+
+def staging_tables_left() -> list[str]:
+    """Scratch tables of imports still in the database (tests; an operator's check)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'import\\_%%'")
+        return [name for (name,) in cursor.fetchall() if _PLAIN.match(name)]

@@ -1,0 +1,321 @@
+"""Writes for imports: accept an upload as a job (web), and run the job (worker).
+
+The worker's pipeline (DESIGN §9), each phase reported on the Job:
+
+    reading     archive checks + member-by-member extraction, content checks, ogr2ogr → staging table
+    validating  range check (a wrong CRS), repair to the layer's family, counts per reason, schema
+    loading     one transaction: create / lock the layer, (delete,) INSERT … SELECT, refresh the layer,
+    indexing    and mark the job succeeded — so the layer changes completely or not at all.
+
+Scratch tables are named after the job and dropped at the end, on failure and on
+cancellation; a retry of the same job drops what a killed attempt left.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+
+from apps.accounts.models import User
+from apps.collaboration.services import map_events_append
+from apps.core.errors import ApplicationError
+from apps.imports import gdal, loading, safety
+from apps.imports.errors import ImportCancelled, ImportRefused
+from apps.imports.progress import ProgressReporter
+from apps.imports.selectors import epsg_known, import_target, layer_locked
+from apps.imports.types import ImportMode, ImportParams, ImportResult
+from apps.imports.uploads import StoredUpload, import_directory
+from apps.jobs.models import Job, JobKind
+from apps.jobs.services import job_fail, job_start, job_succeed
+from apps.layers.models import GeometryType, Layer
+from apps.layers.selectors import layer_access
+from apps.layers.services import layer_create
+from apps.maps.permissions import Actor, LayerAction
+from apps.maps.selectors import actor_for
+from apps.workspaces.models import Workspace
+
+logger = logging.getLogger(__name__)
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+MAX_ATTEMPTS = 3  # a file that kills the worker every time (out of memory) is not retried forever
+
+
+# --- web: accept an upload ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportInput:
+    workspace: str
+    mode: ImportMode
+    layer: UUID | None = None
+    name: str = ""
+    source_layer: str | None = None
+    srid: int | None = None
+
+
+def _checked_upload(upload: StoredUpload | None) -> str:
+    """Refuse a missing, misnamed or disguised file now, in the request; return its format key."""
+    if upload is None:
+        raise ImportRefused("Required: the file to import (multipart field 'file').", field="file")
+    safety.refuse_gdal_prefixes(upload.name, field="file")
+    suffix = Path(upload.name.lower()).suffix
+    if suffix in safety.ARCHIVE_EXTENSIONS:
+        safety.archive_members(upload.path)  # the central directory only: milliseconds
+        return "archive"
+    source_format = safety.format_for_name(upload.name)
+    if source_format is None or source_format.key == "shapefile":
+        hint = " Zip a Shapefile with its .dbf, .shx and .prj." if suffix == ".shp" else ""
+        raise ImportRefused(
+            f"Files of this type cannot be imported.{hint} Accepted: {', '.join(safety.accepted_extensions())}.",
+            field="file",
+        )
+    safety.check_content(upload.path, source_format)
+    return source_format.key
+
+
+def _checked_input(data: ImportInput) -> None:
+    if data.mode == ImportMode.NEW and not data.name.strip():
+        raise ApplicationError("Required for a new layer.", field="name")
+    if data.source_layer is not None:
+        safety.refuse_gdal_prefixes(data.source_layer, field="source_layer")
+    if data.srid is not None and not epsg_known(data.srid):
+        raise ApplicationError(f"EPSG:{data.srid} is not a coordinate reference system PostGIS knows.", field="srid")
+
+
+@transaction.atomic
+def import_create(*, actor: Actor, user: User, data: ImportInput, upload: StoredUpload | None, job_id: UUID) -> Job:
+    """Check who imports what where, check the file, and queue the job (on commit) on the imports queue.
+
+    Authorisation comes first, so a viewer learns nothing about their file's validity.
+    """
+    workspace, access = import_target(actor, workspace_slug=data.workspace, mode=data.mode, layer_id=data.layer)
+    _checked_input(data)
+    file_format = _checked_upload(upload)
+    assert upload is not None
+    params: ImportParams = {
+        "mode": data.mode.value,
+        "layer": str(access.layer.pk) if access else None,
+        "name": data.name.strip(),
+        "source_layer": data.source_layer,
+        "srid": data.srid,
+        "file_name": upload.name[:255],
+        "file_path": str(upload.path.relative_to(Path(settings.MEDIA_ROOT))),
+        "file_size": upload.size,
+    }
+    job = Job.objects.for_workspace(workspace).create(
+        id=job_id,
+        workspace=workspace,
+        kind=JobKind.IMPORT,
+        params={**params, "format": file_format},
+        created_by=user,
+        layer=access.layer if access else None,
+        phase="queued",
+    )
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: UUID) -> None:
+    from apps.imports.tasks import import_enqueue
+
+    import_enqueue(str(job_id))
+
+
+# --- worker: run the job ---------------------------------------------------------------------------
+
+
+def import_execute(*, job: Job, task_id: str = "") -> None:
+    """Run an import job to its end: succeeded, failed (with a reason) or cancelled, leaving no scratch behind.
+
+    Transient database errors propagate (the task retries them) and keep the upload
+    for the retry; every other outcome removes the job's files.
+    """
+    claimed = job_start(job=job, task_id=task_id)
+    if claimed is None:
+        return  # finished already: a redelivered message, or cancelled before it started
+    tables = loading.StagingTables.for_job(claimed.pk)
+    keep_files = False
+    try:
+        if claimed.attempts > MAX_ATTEMPTS:
+            raise ImportRefused(f"The import was interrupted {MAX_ATTEMPTS} times; giving up.")
+        with ProgressReporter(claimed) as progress:
+            _run(claimed, progress, tables)
+    except ImportRefused as exc:
+        job_fail(job=claimed, error=exc.message)
+    except ImportCancelled:
+        logger.info("import %s cancelled", claimed.pk)
+    except TRANSIENT_ERRORS:
+        keep_files = True
+        raise
+    except SoftTimeLimitExceeded:
+        job_fail(job=claimed, error="The import took longer than its time limit.")
+    except Exception:
+        logger.exception("import %s failed", claimed.pk)
+        job_fail(job=claimed, error="The import failed because of an internal error; it has been logged.")
+    finally:
+        tables.drop()
+        if not keep_files:
+            safety.remove_tree(import_directory(claimed.pk))
+
+
+def import_abandon(*, job: Job, error: str) -> None:
+    """Give up on a job after its last retry: fail it and remove its files and scratch tables."""
+    loading.StagingTables.for_job(job.pk).drop()
+    safety.remove_tree(import_directory(job.pk))
+    job_fail(job=job, error=error)
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    source_format: safety.SourceFormat
+    layer: str | None
+
+
+def _source(job: Job, params: ImportParams, work: Path) -> Source:
+    """The dataset to read: the upload itself, or the one dataset extracted from its archive, content-checked."""
+    upload = Path(settings.MEDIA_ROOT) / params["file_path"]
+    if upload.suffix in safety.ARCHIVE_EXTENSIONS:
+        path, source_format = safety.dataset_in(safety.archive_extract(upload, work / "extracted"))
+    else:
+        path, source_format = upload, safety.format_for_name(upload.name)
+    if source_format is None:
+        raise ImportRefused("Files of this type cannot be imported.")
+    safety.check_content(path, source_format)
+    layer = None
+    if source_format.multi_layer:
+        layers = gdal.layers_of(path, source_format, tmp=work, timeout=_read_timeout())
+        layer = gdal.chosen_layer(layers, wanted=params["source_layer"], source_format=source_format)
+    return Source(path=path, source_format=source_format, layer=layer)
+
+
+def _read_timeout() -> float:
+    return float(getattr(settings, "IMPORT_READ_TIMEOUT_SECONDS", 30 * 60))
+
+
+def _stage(job: Job, params: ImportParams, progress: ProgressReporter, tables: loading.StagingTables) -> Source:
+    work = import_directory(job.pk) / "work"
+    safety.remove_tree(work)  # a previous attempt's leftovers
+    work.mkdir(parents=True)
+    source = _source(job, params, work)
+    progress.check_cancelled()
+
+    def on_progress(percent: int) -> bool:
+        progress.set("reading", 5 + percent * 55 // 100)
+        return not progress.cancel_requested
+
+    request = gdal.StageRequest(
+        path=source.path, source_format=source.source_format, table=tables.staging, layer=source.layer,
+        srid=params["srid"], tmp=work, timeout=_read_timeout(),
+    )  # fmt: skip
+    tables.drop()
+    try:
+        gdal.stage(request, on_progress=on_progress)
+    except gdal.StageCancelled:
+        raise ImportCancelled() from None
+    return source
+
+
+def _run(job: Job, progress: ProgressReporter, tables: loading.StagingTables) -> None:
+    params: ImportParams = job.params  # type: ignore[assignment]
+    mode = ImportMode(params["mode"])
+    progress.set("reading", 2)
+    source = _stage(job, params, progress, tables)
+    progress.check_cancelled()
+
+    progress.set("validating", 62)
+    summary = loading.staged_summary(tables)
+    if summary.read == 0:
+        raise ImportRefused("The file holds no features.")
+    loading.refuse_out_of_range(summary)
+    columns = loading.staged_columns(tables)
+    target = _target_layer(job, params, mode)
+    family = GeometryType(target.geometry_type) if target else summary.family
+    counts = loading.features_prepare(tables, columns=columns, family=family)
+    if counts.imported == 0:
+        raise ImportRefused(f"None of the {summary.read} features can be imported: {_reasons(counts.skipped)}.")
+    incoming = loading.schema_of(columns)
+    schema = (
+        loading.schema_merged(target.attribute_schema, incoming) if mode == ImportMode.APPEND and target else incoming
+    )
+    progress.check_cancelled()
+
+    progress.set("loading", 75)
+    result: ImportResult = {
+        "mode": mode.value, "format": source.source_format.key, "source_layer": source.layer,
+        "read": summary.read, "imported": counts.imported, "repaired": counts.repaired, "skipped": counts.skipped,
+        "layer": "", "layers": [],
+    }  # fmt: skip
+    _load(job, params, mode, tables, result=result, schema=schema, family=family, progress=progress)
+
+
+def _reasons(skipped: dict[str, int]) -> str:
+    return ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())) or "no geometry"
+
+
+def _actor_and_user(job: Job) -> tuple[Actor, User]:
+    user = job.created_by
+    if user is None or not user.is_active:
+        raise ImportRefused("The person who started this import no longer has an account.")
+    return actor_for(user), user
+
+
+def _target_layer(job: Job, params: ImportParams, mode: ImportMode) -> Layer | None:
+    """The layer to append to or replace, re-checked: the user may have lost the right since the upload."""
+    if mode == ImportMode.NEW:
+        return None
+    actor, _ = _actor_and_user(job)
+    try:
+        access = layer_access(actor, params["layer"] or "", action=LayerAction.EDIT)
+    except ApplicationError:
+        raise ImportRefused("The layer is gone, or you may no longer edit it.") from None
+    return access.layer
+
+
+def _load(
+    job: Job, params: ImportParams, mode: ImportMode, tables: loading.StagingTables, *,
+    result: ImportResult, schema: dict[str, str], family: GeometryType, progress: ProgressReporter,
+) -> None:  # fmt: skip
+    actor, user = _actor_and_user(job)
+    with transaction.atomic():
+        if mode == ImportMode.NEW:
+            layer = _new_layer(actor, user, job.workspace, name=params["name"], family=family)
+        else:
+            layer = layer_locked(_target_layer(job, params, mode))  # type: ignore[arg-type]
+        inserted = loading.features_load(
+            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
+            replace=mode == ImportMode.REPLACE, schema=schema, family=family,
+        )  # fmt: skip
+        progress.set("indexing", 90)
+        result.update(imported=inserted, layer=str(layer.pk), layers=[str(layer.pk)])
+        _announce(layer, user, mode, inserted)
+        if not job_succeed(job=job, result=dict(result), layer_id=layer.pk):
+            raise ImportCancelled()  # rolls the whole load back
+
+
+def _new_layer(actor: Actor, user: User, workspace: Workspace, *, name: str, family: GeometryType) -> Layer:
+    try:
+        return layer_create(actor=actor, user=user, workspace=workspace, name=name[:200], geometry_type=family)
+    except ApplicationError:
+        raise ImportRefused("You may no longer create layers in this workspace.") from None
+
+
+def _announce(layer: Layer, user: User, mode: ImportMode, inserted: int) -> None:
+    """A `features.imported` event on each map showing the layer, committed with the features."""
+    if mode == ImportMode.NEW:
+        return
+    from apps.layers.selectors import maps_holding
+
+    map_ids = [m.pk for m in maps_holding(layer)]
+    if map_ids:
+        payload: dict[str, Any] = {"layer": str(layer.pk), "mode": mode.value, "count": inserted}
+        map_events_append(
+            workspace_id=layer.workspace_id, map_ids=map_ids, type="features.imported", payload=payload,
+            actor_id=user.pk,
+        )  # fmt: skip

@@ -1,0 +1,124 @@
+"""A real Celery worker on real Redis runs imports end to end, and survives being killed mid-load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from apps.imports.loading import staging_tables_left
+from apps.imports.tests import files
+from apps.imports.tests.conftest import Team, feature_rows, feature_total, job_of, layer_of, post_import
+from apps.jobs.models import Job
+from apps.layers.models import Layer
+from celery_app import app as celery_app
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CELERY = str(Path(settings.BASE_DIR) / ".venv" / "bin" / "celery")
+
+WorkerFactory = Callable[..., subprocess.Popen]
+
+
+def _test_database_url() -> str:
+    """The database this test runs against (pytest-django's test_<name>), for the worker to use too."""
+    db = connection.settings_dict
+    credentials = f"{quote(db['USER'])}:{quote(str(db['PASSWORD']))}@" if db.get("USER") else ""
+    return f"postgres://{credentials}{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def start_worker(transactional_db: None, media_root: Path, tmp_path: Path) -> Iterator[WorkerFactory]:
+    celery_app.control.purge()  # earlier tests may have queued jobs that no longer exist
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _test_database_url(),
+        "MEDIA_ROOT": str(media_root),
+    }
+    workers: list[subprocess.Popen] = []
+
+    def start(app: str = "celery_app") -> subprocess.Popen:
+        log = (tmp_path / f"worker{len(workers)}.log").open("w")
+        worker = subprocess.Popen(  # noqa: S603
+            [CELERY, "-A", app, "worker", "-Q", "imports", "--pool", "solo", "-c", "1",
+             "--without-gossip", "--without-mingle", "-l", "info"],
+            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+def _wait_for(job: Job, predicate: Callable[[Job], bool], timeout: float = 60) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if predicate(job):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job.pk} still {job.status} / {job.phase} after {timeout}s")
+
+
+def test_a_real_worker_runs_an_upload_to_a_finished_layer(team: Team, start_worker: WorkerFactory) -> None:
+    start_worker()
+    response = post_import(
+        team.client(),
+        "places.geojson",
+        files.geojson(files.point_features()),
+        workspace=team.workspace.slug,
+        name="Via worker",
+    )
+    job = _wait_for(job_of(response), lambda j: j.is_finished)
+    layer = layer_of(job)
+    rows = feature_rows(layer)
+    assert len(rows) == 3 and all(r["srid"] == 4326 and r["valid"] for r in rows)
+    assert job.attempts == 1 and job.celery_task_id
+    assert staging_tables_left() == []
+
+
+def _big_csv(rows: int) -> bytes:
+    lines = ["id,lat,lon,label"] + [
+        f"{i},{60 + (i % 1000) / 10000},{24.5 + (i // 1000) / 1000},p{i}" for i in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_worker_killed_mid_load_leaves_nothing_and_the_redelivered_job_loads_once(
+    team: Team, start_worker: WorkerFactory
+) -> None:
+    first = start_worker("apps.imports.tests.worker_app")
+    response = post_import(team.client(), "many.csv", _big_csv(300_000), workspace=team.workspace.slug, name="Many")
+    job = _wait_for(job_of(response), lambda j: j.phase in ("loading", "indexing") or j.is_finished, timeout=120)
+    assert not job.is_finished, "the load finished before the worker could be killed; use a bigger file"
+    time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    assert feature_total() == 0
+    assert not Layer.objects.unscoped().filter(workspace=team.workspace).exists()
+
+    start_worker("apps.imports.tests.worker_app")
+    job = _wait_for(job, lambda j: j.is_finished, timeout=180)
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2
+    layers = Layer.objects.unscoped().filter(workspace=team.workspace)
+    assert layers.count() == 1
+    assert layers.get().feature_count == 300_000 == feature_total()
+    assert staging_tables_left() == []

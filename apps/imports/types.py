@@ -1,0 +1,35 @@
+"""The JSON an import keeps on its Job: what was asked (params) and what happened (result)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypedDict
+
+
+class ImportMode(StrEnum):
+    NEW = "new"
+    APPEND = "append"
+    REPLACE = "replace"
+
+
+class ImportParams(TypedDict):
+    mode: str
+    layer: str | None  # append / replace: the target layer's id
+    name: str  # new: the new layer's name
+    source_layer: str | None
+    srid: int | None
+    file_name: str  # as the user named it, for display only
+    file_path: str  # relative to MEDIA_ROOT; a path we built
+    file_size: int
+
+
+class ImportResult(TypedDict):
+    mode: str
+    format: str
+    source_layer: str | None
+    read: int
+    imported: int
+    repaired: int
+    skipped: dict[str, int]  # reason → count
+    layer: str
+    layers: list[str]
