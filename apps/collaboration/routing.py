@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from apps.collaboration.consumers import MapConsumer
+
+websocket_urlpatterns = [
+    path("ws/maps/<uuid:map_id>/", MapConsumer.as_asgi()),
+]

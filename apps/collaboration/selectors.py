@@ -1,10 +1,19 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
+from django.utils.crypto import constant_time_compare
+
+from apps.accounts.models import User
 from apps.collaboration.models import MapEvent
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, NotFound
 from apps.maps.models import Map
+from apps.maps.permissions import Actor, MapAction, map_actions
+from apps.maps.selectors import actor_for, map_for
 
 
 def map_events_since(map: Map, *, since: str | int | None) -> QuerySet[MapEvent]:
@@ -19,3 +28,65 @@ def map_events_since(map: Map, *, since: str | int | None) -> QuerySet[MapEvent]
     if since < 0:
         raise ApplicationError("Must be ≥ 0.", field="since")
     return events.filter(seq__gt=since)
+
+
+# --- the map socket ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SocketAdmission:
+    """What a websocket connection may do on a map, judged by `apps.maps.permissions`."""
+
+    map: Map
+    actor: Actor
+    actions: frozenset[MapAction]
+
+
+def socket_admission(
+    user: User | AnonymousUser, map_id: UUID | str, *, share_token: str | None
+) -> SocketAdmission | None:
+    """None when the map is missing or invisible (never told apart), or the share link given is not current.
+
+    A connection opened with `?share=<token>` stays admitted only while that
+    token is the map's current one, so rotating the link closes it.
+    """
+    actor = actor_for(user, share_token=share_token)
+    try:
+        map = map_for(actor, map_id)
+    except NotFound:
+        return None
+    if share_token is not None and not constant_time_compare(share_token, map.share_token):
+        return None
+    return SocketAdmission(map=map, actor=actor, actions=map_actions(actor, map))
+
+
+@dataclass(frozen=True)
+class Replay:
+    events: list[MapEvent]
+    last_seq: int
+    complete: bool  # False: more than `limit` were missed, or the client is ahead of the log
+
+
+def map_last_seq(map: Map) -> int:
+    return Map.objects.unscoped().filter(pk=map.pk).values_list("last_event_seq", flat=True).first() or 0
+
+
+def map_replay(map: Map, *, after: int, limit: int) -> Replay:
+    """The events after seq `after` up to the map's newest, in order, if there are at most `limit`."""
+    last_seq = map_last_seq(map)
+    if after > last_seq:
+        return Replay(events=[], last_seq=last_seq, complete=False)
+    # Walks the (map, seq) unique index from `after`.
+    events = list(map_events_since(map, since=after).filter(seq__lte=last_seq).order_by("seq")[: limit + 1])
+    if len(events) > limit:
+        return Replay(events=[], last_seq=last_seq, complete=False)
+    return Replay(events=events, last_seq=last_seq, complete=True)
+
+
+def latest_map_event(map: Map, *, type: str, payload: dict[str, Any]) -> MapEvent | None:
+    """The newest event of `type` on the map whose payload has these values (the seq an ack reports).
+
+    Scans the (map, seq) index backwards; the event sought is among the newest few.
+    """
+    matches = {f"payload__{name}": value for name, value in payload.items()}
+    return map_events_since(map, since=None).filter(type=type, **matches).order_by("-seq").first()

@@ -80,7 +80,10 @@ def _notify_map_audience_changed(map: Map) -> None:
 @transaction.atomic
 def map_delete(*, actor: Actor, map: Map) -> None:
     _require_map(actor, map, MapAction.MANAGE)
+    map_id, workspace_id = map.pk, map.workspace_id
     map.delete()
+    # Open sockets re-check access, find the map gone and close.
+    transaction.on_commit(lambda: map_access_changed(map_id=map_id, workspace_id=workspace_id))
 
 
 @transaction.atomic

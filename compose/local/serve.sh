@@ -40,6 +40,8 @@ cat <<MSG
   Celery log: var/log/celery.log.  Stop everything with: make stop
 
 MSG
-.venv/bin/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --lifespan off &
+# Websocket frames over 64 KiB are refused by the server before they are read (the
+# consumer refuses larger messages too; see apps/collaboration/docs/PROTOCOL.md).
+.venv/bin/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --lifespan off --ws-max-size 65536 &
 echo $! >"$RUN/web.pid"
 wait

@@ -1,0 +1,488 @@
+"""The map socket, `/ws/maps/<map_uuid>/` (DESIGN §7; the protocol is docs/PROTOCOL.md).
+
+An adapter like a REST view: the middleware authenticates, `apps.maps.permissions`
+decides (through the selectors), `protocol.py` validates every frame, and writes
+go through the same services REST calls. No ORM here.
+
+Concurrency: Channels hands one consumer its websocket frames and channel-layer
+messages one at a time, so a handler never races another handler of the same
+connection. Only the presence heartbeat runs beside them, and it touches
+nothing but Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.gis.geos import Point
+
+from apps.accounts.models import User
+from apps.collaboration import presence
+from apps.collaboration.broadcast import event_message, map_group, user_group
+from apps.collaboration.protocol import (
+    Ack,
+    CloseCode,
+    CommentCreate,
+    Conflict,
+    Cursor,
+    CursorMoved,
+    Error,
+    ErrorCode,
+    FeatureCreate,
+    FeatureDelete,
+    FeatureUpdate,
+    Hello,
+    Permissions,
+    PresenceJoin,
+    PresenceLeave,
+    PresenceMember,
+    PresenceState,
+    ProtocolError,
+    Resync,
+    Selection,
+    SelectionChanged,
+    Synced,
+    WriteMessage,
+    out,
+    parse_client_message,
+)
+from apps.collaboration.selectors import (
+    SocketAdmission,
+    latest_map_event,
+    map_last_seq,
+    map_replay,
+    socket_admission,
+)
+from apps.comments.selectors import comment_access, rights_on_map
+from apps.comments.services import comment_create
+from apps.core import errors
+from apps.layers.selectors import LayerAccess, feature_in, layer_access
+from apps.layers.services import FeatureInput, feature_delete, feature_update, features_create
+from apps.maps.permissions import LayerAction
+from apps.maps.selectors import map_layer_on
+from apps.workspaces.tenancy import workspace_scope
+
+logger = logging.getLogger(__name__)
+
+# A reconnecting client further behind than this reloads the map instead of replaying.
+REPLAY_LIMIT = 1000
+# Cursors and selections: excess is dropped, never queued (a stale cursor is worthless).
+EPHEMERAL_RATE, EPHEMERAL_BURST = 20.0, 20
+# Writes: excess is refused with `rate_limited`, since every write is owed an answer.
+WRITE_RATE, WRITE_BURST = 10.0, 20
+
+Reply = dict[str, Any]
+
+
+class TokenBucket:
+    """Per-connection rate limit: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.capacity = rate, float(burst)
+        self.tokens, self.updated = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+# --- writes: run in a worker thread, against rights loaded afresh for each message ----------
+
+_ERROR_CODES: tuple[tuple[type[errors.ApplicationError], str], ...] = (
+    (errors.NotFound, ErrorCode.NOT_FOUND),
+    (errors.PermissionDenied, ErrorCode.FORBIDDEN),
+    (errors.Conflict, ErrorCode.ALREADY_EXISTS),
+)
+
+
+def _error_reply(exc: errors.ApplicationError, client_msg_id: str | None) -> Reply:
+    code = next((code for cls, code in _ERROR_CODES if isinstance(exc, cls)), ErrorCode.INVALID)
+    return out(Error(code=code, message=exc.message, client_msg_id=client_msg_id, field=exc.field))
+
+
+def write_reply(user: User, map_id: str, message: WriteMessage) -> Reply:
+    """Authorise one write with the actor's current rights, run it through its service, answer it.
+
+    Rights are reloaded per message rather than trusted from connect time, so a
+    demotion takes effect on the very next write even before the socket hears of it.
+    """
+    try:
+        admission = socket_admission(user, map_id, share_token=None)
+        if admission is None:
+            raise errors.NotFound()
+        with workspace_scope(admission.map.workspace_id):
+            return _WRITERS[message.type](user, admission, message)
+    except errors.ApplicationError as exc:
+        return _error_reply(exc, message.client_msg_id)
+
+
+def _editable_layer(admission: SocketAdmission, layer_id: object) -> LayerAccess:
+    # Only layers on this socket's map: the write's event must reach this map's log.
+    map_layer_on(admission.map, str(layer_id))
+    return layer_access(admission.actor, str(layer_id), action=LayerAction.EDIT)
+
+
+def _feature_ack(
+    admission: SocketAdmission, message: WriteMessage, event_type: str, feature_id: int, version: int
+) -> Reply:
+    event = latest_map_event(admission.map, type=event_type, payload={"id": feature_id, "version": version})
+    return out(
+        Ack(
+            client_msg_id=message.client_msg_id,
+            seq=event.seq if event else None,
+            feature_id=feature_id,
+            version=version,
+        )
+    )
+
+
+def _conflict(access: LayerAccess, message: FeatureUpdate | FeatureDelete, exc: errors.ApplicationError) -> Reply:
+    """Nothing was written; send the feature as it is now (None: it no longer exists)."""
+    try:
+        feature = feature_in(access.layer, message.feature_id)
+    except errors.NotFound:
+        current = None
+    else:
+        current = {
+            "id": feature.pk,
+            "layer": str(feature.layer_id),
+            "version": feature.version,
+            "geometry": json.loads(feature.geom.json),
+            "properties": feature.properties,
+        }
+    return out(
+        Conflict(
+            client_msg_id=message.client_msg_id, feature_id=message.feature_id, message=exc.message, current=current
+        )
+    )
+
+
+def _feature_create(user: User, admission: SocketAdmission, message: FeatureCreate) -> Reply:
+    access = _editable_layer(admission, message.layer)
+    inputs = [FeatureInput(message.geometry, message.properties, message.external_id)]
+    [feature] = features_create(access=access, user=user, inputs=inputs)
+    return _feature_ack(admission, message, "feature.created", feature.pk, feature.version)
+
+
+def _feature_update(user: User, admission: SocketAdmission, message: FeatureUpdate) -> Reply:
+    access = _editable_layer(admission, message.layer)
+    try:
+        feature = feature_update(
+            access=access,
+            user=user,
+            feature_id=message.feature_id,
+            base_version=message.base_version,
+            geometry=message.geometry,
+            properties=message.properties,
+            replace=message.replace,
+        )
+    except (errors.StaleVersion, errors.NotFound) as exc:
+        return _conflict(access, message, exc)
+    return _feature_ack(admission, message, "feature.updated", feature.pk, feature.version)
+
+
+def _feature_delete(user: User, admission: SocketAdmission, message: FeatureDelete) -> Reply:
+    access = _editable_layer(admission, message.layer)
+    try:
+        feature_delete(access=access, user=user, feature_id=message.feature_id, base_version=message.base_version)
+    except (errors.StaleVersion, errors.NotFound) as exc:
+        return _conflict(access, message, exc)
+    return _feature_ack(admission, message, "feature.deleted", message.feature_id, message.base_version)
+
+
+def _comment_create(user: User, admission: SocketAdmission, message: CommentCreate) -> Reply:
+    parent = comment_access(admission.actor, message.parent)[0] if message.parent else None
+    anchor = Point(message.anchor.lng, message.anchor.lat, srid=4326) if message.anchor else None
+    comment = comment_create(
+        user=user,
+        rights=rights_on_map(admission.actor, admission.map),
+        map=admission.map,
+        body=message.body,
+        parent=parent,
+        anchor=anchor,
+        anchor_zoom=message.anchor_zoom,
+    )
+    event = latest_map_event(admission.map, type="comment.created", payload={"comment": str(comment.pk)})
+    return out(Ack(client_msg_id=message.client_msg_id, seq=event.seq if event else None, comment_id=str(comment.pk)))
+
+
+_WRITERS: dict[str, Any] = {
+    "feature.create": _feature_create,
+    "feature.update": _feature_update,
+    "feature.delete": _feature_delete,
+    "comment.create": _comment_create,
+}
+
+
+# --- the consumer ----------------------------------------------------------------------------
+
+
+def _share_token(scope: dict[str, Any]) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode(errors="replace")).get("share")
+    return values[0] if values else None
+
+
+class MapConsumer(AsyncJsonWebsocketConsumer):
+    """One open map in one browser tab (or one script)."""
+
+    async def connect(self) -> None:
+        self.connection_id = secrets.token_hex(8)
+        self.map_id = str(self.scope["url_route"]["kwargs"]["map_id"])
+        self.user: User | AnonymousUser = self.scope.get("user") or AnonymousUser()
+        self.share_token = _share_token(self.scope)
+        self.closed = False
+        self.synced = False  # no events until the client's hello says where it stands
+        self.delivered_seq = 0
+        self.joined_groups: list[str] = []
+        self.member: PresenceMember | None = None
+        self.store: presence.PresenceStore | None = None
+        self.heartbeat: asyncio.Task[None] | None = None
+        self.ephemeral = TokenBucket(EPHEMERAL_RATE, EPHEMERAL_BURST)
+        self.writes = TokenBucket(WRITE_RATE, WRITE_BURST)
+        # Accept first so a refusal carries a close code the client can read (a refused handshake cannot).
+        await self.accept()
+        admission = await database_sync_to_async(socket_admission)(self.user, self.map_id, share_token=self.share_token)
+        if admission is None:
+            await self._close(CloseCode.NOT_FOUND)
+            return
+        self.admission = admission
+        await self._join()
+
+    async def _join(self) -> None:
+        groups = [map_group(self.map_id)]
+        if self.user.is_authenticated:
+            groups.append(user_group(self.user.pk))
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined_groups.append(group)
+        self.store = presence.PresenceStore(presence.presence_redis(), self.map_id)
+        if self.user.is_authenticated:
+            self.member = self._member_from(self.admission)
+            await self.store.save(self.member)
+            await self._group_send("presence.join", PresenceJoin(member=self.member))
+        state = PresenceState(
+            connection_id=self.connection_id,
+            you=self.member,
+            members=await self.store.members(),
+            permissions=sorted(self.admission.actions),
+            last_seq=self.admission.map.last_event_seq,
+        )
+        await self.send_json(out(state))
+        consumer_task = asyncio.current_task()
+        assert consumer_task is not None
+        self.consumer_task = consumer_task
+        self.heartbeat = asyncio.create_task(self._beat())
+
+    def _member_from(self, admission: SocketAdmission) -> PresenceMember:
+        user = self.user
+        assert isinstance(user, User)
+        return PresenceMember(
+            connection_id=self.connection_id,
+            user_id=user.pk,
+            name=user.display_name,
+            colour=presence.colour_for(user.pk),
+            role=admission.actor.role_in(admission.map.workspace_id),
+            grant=admission.actor.grants.get(admission.map.pk),
+            selection=self.member.selection if self.member else [],
+        )
+
+    async def _beat(self) -> None:
+        """Keep our presence alive, re-join if we were swept, and sweep those who vanished."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(presence.HEARTBEAT_SECONDS)
+            if self.consumer_task.done():  # torn down without a disconnect: fall silent, let others sweep us
+                await self.store.redis.aclose()
+                return
+            try:
+                if self.member is not None and not await self.store.touch(self.connection_id):
+                    await self.store.save(self.member)
+                    await self._group_send("presence.join", PresenceJoin(member=self.member))
+                for gone in await self.store.sweep():  # someone else's departure: everyone hears it
+                    await self._group_send("presence.leave", PresenceLeave(**gone), to_self=True)
+            except Exception:  # Redis hiccup: the next beat tries again
+                logger.exception("presence heartbeat failed on map %s", self.map_id)
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Idempotent: runs on disconnect and before closing a socket ourselves."""
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            self.heartbeat = None
+        for group in self.joined_groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined_groups = []
+        if self.store is not None:
+            if self.member is not None and await self.store.leave(self.connection_id):
+                leave = PresenceLeave(connection_id=self.connection_id, user_id=self.member.user_id)
+                await self._group_send("presence.leave", leave)
+            await self.store.redis.aclose()
+            self.store = None
+
+    async def _close(self, code: int) -> None:
+        if self.closed:
+            return
+        await self._leave()
+        self.closed = True
+        await self.close(code=code)
+
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        if not self.closed:
+            await super().send_json(content, close=close)
+
+    async def _group_send(self, kind: str, message: Any, *, to_self: bool = False) -> None:
+        """To every connection on the map, this one included only when `to_self`."""
+        sender = None if to_self else self.connection_id
+        await self.channel_layer.group_send(
+            map_group(self.map_id), {"type": kind, "message": out(message), "sender": sender}
+        )
+
+    # --- client → server ----------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closed:
+            return
+        if text_data is None:
+            await self._error(ErrorCode.BINARY_UNSUPPORTED, "Send JSON in text frames.")
+            return
+        try:
+            await self._dispatch(parse_client_message(text_data))
+        except ProtocolError as exc:
+            await self._error(exc.code, exc.message, client_msg_id=exc.client_msg_id, details=exc.details)
+        except Exception:
+            logger.exception("map socket message failed on map %s", self.map_id)
+            await self._error(ErrorCode.INTERNAL, "Something went wrong; the message was not applied.")
+
+    async def _dispatch(self, message: Any) -> None:
+        match message:
+            case Hello():
+                await self._hello(message)
+            case Cursor():
+                await self._cursor(message)
+            case Selection():
+                await self._selection(message)
+            case _:
+                await self._write(message)
+
+    async def _error(self, code: str, text: str, **fields: Any) -> None:
+        await self.send_json(out(Error(code=code, message=text, **fields)))
+
+    async def _hello(self, message: Hello) -> None:
+        if message.last_seq is None:
+            self.delivered_seq = await database_sync_to_async(map_last_seq)(self.admission.map)
+        else:
+            await self._replay(after=message.last_seq)
+        self.synced = True
+        await self.send_json(out(Synced(last_seq=self.delivered_seq)))
+
+    async def _replay(self, *, after: int) -> None:
+        """Send the logged events after `after`, or `resync` when too many were missed."""
+        replay = await database_sync_to_async(map_replay)(self.admission.map, after=after, limit=REPLAY_LIMIT)
+        if not replay.complete:
+            self.delivered_seq = replay.last_seq
+            await self.send_json(
+                out(Resync(last_seq=replay.last_seq, reason="Too far behind the log: reload the map."))
+            )
+            return
+        for event in replay.events:
+            await self.send_json(event_message(event))
+        self.delivered_seq = max([after, *(event.seq for event in replay.events)])
+
+    async def _cursor(self, message: Cursor) -> None:
+        if self.member is None:
+            await self._error(ErrorCode.FORBIDDEN, "Sign in to share your cursor.")
+            return
+        if not self.ephemeral.take():
+            return
+        moved = CursorMoved(
+            connection_id=self.connection_id, user_id=self.member.user_id, lng=message.lng, lat=message.lat
+        )
+        await self._group_send("cursor.moved", moved)
+
+    async def _selection(self, message: Selection) -> None:
+        if self.member is None or self.store is None:
+            await self._error(ErrorCode.FORBIDDEN, "Sign in to share your selection.")
+            return
+        if not self.ephemeral.take():
+            return
+        ids = list(dict.fromkeys(message.feature_ids))
+        self.member = self.member.model_copy(update={"selection": ids})
+        await self.store.save(self.member)
+        changed = SelectionChanged(connection_id=self.connection_id, user_id=self.member.user_id, feature_ids=ids)
+        await self._group_send("selection.changed", changed)
+
+    async def _write(self, message: WriteMessage) -> None:
+        if not self.user.is_authenticated:
+            await self._error(ErrorCode.FORBIDDEN, "Sign in to change the map.", client_msg_id=message.client_msg_id)
+            return
+        if not self.writes.take():
+            await self._error(
+                ErrorCode.RATE_LIMITED, "Too many changes; slow down.", client_msg_id=message.client_msg_id
+            )
+            return
+        reply = await database_sync_to_async(write_reply)(self.user, self.map_id, message)
+        await self.send_json(reply)
+
+    # --- channel layer → client -----------------------------------------------------------
+
+    async def map_event(self, event: dict[str, Any]) -> None:
+        """Deliver exactly once and in seq order; a gap (publishes can overtake each other) is filled from the log."""
+        if not self.synced or self.closed:
+            return
+        message = event["message"]
+        seq = int(message["seq"])
+        if seq > self.delivered_seq + 1:
+            await self._replay(after=self.delivered_seq)
+        if seq == self.delivered_seq + 1:
+            await self.send_json(message)
+            self.delivered_seq = seq
+
+    async def _relay(self, event: dict[str, Any]) -> None:
+        if event.get("sender") != self.connection_id:
+            await self.send_json(event["message"])
+
+    async def presence_join(self, event: dict[str, Any]) -> None:
+        await self._relay(event)
+
+    async def presence_leave(self, event: dict[str, Any]) -> None:
+        await self._relay(event)
+
+    async def cursor_moved(self, event: dict[str, Any]) -> None:
+        await self._relay(event)
+
+    async def selection_changed(self, event: dict[str, Any]) -> None:
+        await self._relay(event)
+
+    async def access_changed(self, event: dict[str, Any]) -> None:
+        """Someone changed who may see this map (or what this user may do): re-check, close if access is gone."""
+        if self.closed or event.get("map_id") not in (None, "None", self.map_id):
+            return
+        admission = await database_sync_to_async(socket_admission)(self.user, self.map_id, share_token=self.share_token)
+        if admission is None:
+            await self._close(CloseCode.ACCESS_REVOKED)
+            return
+        previous, self.admission = self.admission, admission
+        if admission.actions != previous.actions:
+            await self.send_json(out(Permissions(permissions=sorted(admission.actions))))
+        if self.member is not None and self.store is not None:
+            member = self._member_from(admission)
+            if member != self.member:
+                self.member = member
+                await self.store.save(member)
+                await self._group_send("presence.join", PresenceJoin(member=member))
