@@ -131,6 +131,14 @@ def _touch_layer(layer: Layer, *, schema: dict[str, str], count_delta: int, geom
         if extent is not None:
             updates["extent"] = extent
     Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(**updates)
+    transaction.on_commit(lambda: _schedule_tiling(layer))
+
+
+def _schedule_tiling(layer: Layer) -> None:
+    """After the commit: large point layers get their low-zoom aggregates rebuilt (debounced)."""
+    from apps.tiles.services import layer_tiling_schedule
+
+    layer_tiling_schedule(layer=layer)
 
 
 def _grown_extent(current: Polygon | None, geometries: list[GEOSGeometry]) -> Polygon | None:

@@ -46,7 +46,8 @@ SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE 
 CLUSTER_SQL = """
 WITH bounds AS (
     SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS envelope,
-           ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s) AS search
+           -- one whole grid cell of margin: edge cells are complete, so neighbours agree
+           ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(cell_margin)s) AS search
 ),
 cells AS (
     SELECT min(f.id) AS id,
@@ -173,7 +174,7 @@ def _render_clusters(request: TileRequest) -> bytes:
         "z": request.z,
         "x": request.x,
         "y": request.y,
-        "margin": BUFFER / EXTENT,
+        "cell_margin": 1 / CLUSTER_CELLS,
         "layer_id": request.layer.pk,
         "layer_name": LAYER_NAME,
         "cell": WEB_MERCATOR_SPAN / (2**request.z) / CLUSTER_CELLS,
@@ -186,6 +187,28 @@ def _render_clusters(request: TileRequest) -> bytes:
     return bytes(row[0]) if row and row[0] else b""
 
 
+def _precomputed_clusters(request: TileRequest) -> bytes | None:
+    """The tile from the tiling job's aggregates, when they are current and no filter applies."""
+    from apps.tiles.aggregates import cell_range, precomputed_version, tile_from_aggregates
+
+    if request.conditions:
+        return None  # filters change the clusters: computed on the fly
+    state = precomputed_version(request.layer)
+    if state is None or request.z > state.max_zoom:
+        return None
+    params = {
+        "z": request.z,
+        "x": request.x,
+        "y": request.y,
+        "layer": request.layer.pk,
+        "layer_name": LAYER_NAME,
+        "version": state.data_version,
+        **cell_range(request.z, request.x, request.y, CLUSTER_CELLS),
+    }
+    attributes = [name for name in state.attributes if name in _cluster_attributes(request.layer)]
+    return tile_from_aggregates(params, attributes=attributes, extent=EXTENT, buffer=BUFFER)
+
+
 def render_tile(request: TileRequest) -> tuple[bytes, bool]:
     """The tile's MVT bytes and whether it had to be thinned to stay under the size cap.
 
@@ -194,7 +217,8 @@ def render_tile(request: TileRequest) -> tuple[bytes, bool]:
     instead of growing without bound.
     """
     if clusters_at(request.layer, request.z):
-        return _render_clusters(request), False
+        precomputed = _precomputed_clusters(request)
+        return (precomputed if precomputed is not None else _render_clusters(request)), False
     tile = _render(request, with_attributes=True, simplify_units=1, sample_every=1)
     if len(tile) <= MAX_TILE_BYTES:
         return tile, False

@@ -1,0 +1,53 @@
+"""The tiling job on a real Celery worker and real Redis, scheduled by a feature edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from apps.jobs.models import Job
+from apps.layers.models import Layer
+from apps.tiles import services
+from apps.tiles.aggregates import precomputed_version
+from celery_app import app as celery_app
+from conftest import client_for
+from tests.factories import LayerFactory, MembershipFactory
+from tests.workers import start_celery_worker, stop_worker, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_edit_to_a_large_point_layer_queues_a_tiling_job_that_a_worker_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "DEBOUNCE_SECONDS", 0)
+    celery_app.control.purge()
+    layer = LayerFactory(geometry_type="point", is_global=True, style_config={"cluster_max_zoom": 6})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version)
+            SELECT now(), now(), %s, %s, ST_SetSRID(ST_MakePoint(24 + random(), 60 + random()), 4326), '{}', 1
+            FROM generate_series(1, 6000)
+            """,
+            [layer.workspace_id, layer.pk],
+        )
+    Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(feature_count=6000)
+    cache.delete(f"tiling:pending:{layer.pk}")
+    editor = MembershipFactory(workspace=layer.workspace, role="editor").user
+    worker = start_celery_worker(queues="tiling", log=tmp_path / "worker.log")
+    try:
+        point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.5, 60.5]}, "properties": {}}
+        assert client_for(editor).post(f"/api/v1/layers/{layer.pk}/features/", point, format="json").status_code == 201
+        job = Job.objects.for_workspace(layer.workspace_id).get(kind="tiling", layer=layer)
+        wait_until(lambda: Job.objects.unscoped().get(pk=job.pk).is_finished, timeout=60, what="tiling job finished")
+    finally:
+        stop_worker(worker)
+    job.refresh_from_db()
+    assert job.status == "succeeded", (job.error, (tmp_path / "worker.log").read_text()[-2000:])
+    layer.refresh_from_db()
+    state = precomputed_version(layer)
+    assert state is not None and state.max_zoom == 6 and state.cells > 0
