@@ -25,6 +25,18 @@ class Stop(_Strict):
     label: str | None = Field(default=None, max_length=200)
 
 
+class ZoomRule(_Strict):
+    """Up to `max_zoom`, draw only the features matching `where` (tile filter syntax).
+
+    E.g. {"max_zoom": 6, "where": {"voltage__gte": "345000"}}: only the main grid at low zoom.
+    """
+
+    max_zoom: int = Field(ge=0, le=22)
+    where: dict[Annotated[str, Field(max_length=120)], Annotated[str, Field(max_length=500)]] = Field(
+        min_length=1, max_length=10
+    )
+
+
 class StyleConfig(_Strict):
     """How a vector layer is drawn. `simple` uses one colour; the others key on `property`."""
 
@@ -39,6 +51,7 @@ class StyleConfig(_Strict):
     label_property: str | None = Field(default=None, max_length=100)
     cluster: bool | None = None  # None: cluster large point layers (see apps/tiles/mvt.py)
     cluster_max_zoom: int = Field(default=11, ge=0, le=20)
+    zoom_rules: list[ZoomRule] = Field(default_factory=list, max_length=10)
     # Numeric attributes averaged in each cluster (e.g. price).
     cluster_properties: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=10)
     min_zoom: float = Field(default=0, ge=0, le=24)

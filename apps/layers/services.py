@@ -21,6 +21,7 @@ from apps.collaboration.services import map_events_append
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, StaleVersion
 from apps.core.geometry import parse_geojson_geometry
 from apps.layers.configs import LayerMetadata, LegendConfig, StyleConfig, validated, validated_source
+from apps.layers.filters import parse_filters
 from apps.layers.models import Feature, Layer, SourceType
 from apps.layers.schema import merge_properties
 from apps.layers.selectors import LayerAccess
@@ -28,12 +29,13 @@ from apps.maps.permissions import Actor, LayerAction, WorkspaceAction, workspace
 from apps.workspaces.models import Workspace
 
 LAYER_CONTENT_FIELDS = frozenset({"style_config", "legend_config"})
+TILE_AFFECTING_FIELDS = frozenset({"style_config", "source_config"})
 LAYER_MANAGE_FIELDS = frozenset(
     {"name", "description", "category", "metadata", "editable", "is_global", "source_config"}
 )
 
 
-def _validated_blobs(fields: dict[str, Any], source_type: str) -> dict[str, Any]:
+def _validated_blobs(fields: dict[str, Any], source_type: str, schema: dict[str, str]) -> dict[str, Any]:
     blob_models = {"style_config": StyleConfig, "legend_config": LegendConfig, "metadata": LayerMetadata}
     clean = dict(fields)
     for name, model in blob_models.items():
@@ -41,7 +43,17 @@ def _validated_blobs(fields: dict[str, Any], source_type: str) -> dict[str, Any]
             clean[name] = validated(model, clean[name], field=name)
     if "source_config" in clean:
         clean["source_config"] = validated_source(source_type, clean["source_config"])
+    for index, rule in enumerate(clean.get("style_config", {}).get("zoom_rules", [])):
+        _check_rule(rule["where"], schema, field=f"style_config.zoom_rules[{index}].where")
     return clean
+
+
+def _check_rule(where: dict[str, str], schema: dict[str, str], *, field: str) -> None:
+    """A zoom rule's filter must be valid for the layer's attributes, like a tile request's."""
+    try:
+        parse_filters(where, schema)
+    except ApplicationError as exc:
+        raise ApplicationError(exc.message, field=f"{field}.{exc.field}") from None
 
 
 @transaction.atomic
@@ -55,7 +67,7 @@ def layer_create(*, actor: Actor, user: User, workspace: Workspace, **fields: An
     fields.setdefault("style_config", {})
     if source_type != SourceType.VECTOR:
         fields.setdefault("source_config", None)
-    layer = Layer(workspace=workspace, created_by=user, **_validated_blobs(fields, source_type))
+    layer = Layer(workspace=workspace, created_by=user, **_validated_blobs(fields, source_type, {}))
     layer.save()
     return layer
 
@@ -69,9 +81,14 @@ def layer_update(*, access: LayerAccess, user: User, fields: dict[str, Any]) -> 
     needed = LayerAction.MANAGE if set(fields) & LAYER_MANAGE_FIELDS else LayerAction.EDIT
     if not access.allows(needed):
         raise PermissionDenied(f"You may not {needed} this layer.")
-    for name, value in _validated_blobs(fields, layer.source_type).items():
+    for name, value in _validated_blobs(fields, layer.source_type, layer.attribute_schema).items():
         setattr(layer, name, value)
     layer.save(update_fields=[*fields, "updated_at"])
+    if set(fields) & TILE_AFFECTING_FIELDS:
+        # Tiles depend on these (attributes sent, clusters, zoom rules): a new version, new tile keys.
+        Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(data_version=F("data_version") + 1)
+        layer.refresh_from_db(fields=["data_version"])
+        transaction.on_commit(lambda: _schedule_tiling(layer))
     _layer_event(access, user, "layer.updated", {"layer": str(layer.pk), "fields": sorted(fields)})
     return layer
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import connection
 
-from apps.layers.filters import Condition, filters_sql
+from apps.layers.filters import Condition, filters_sql, parse_filters
 from apps.layers.models import GeometryType, Layer
 
 EXTENT = 4096
@@ -209,6 +209,15 @@ def _precomputed_clusters(request: TileRequest) -> bytes | None:
     return tile_from_aggregates(params, attributes=attributes, extent=EXTENT, buffer=BUFFER)
 
 
+def _with_zoom_rules(request: TileRequest) -> TileRequest:
+    """Add the style's low-zoom thinning rules that apply at this zoom (validated when saved)."""
+    rules = [r for r in (request.layer.style_config or {}).get("zoom_rules", []) if request.z <= r["max_zoom"]]
+    if not rules:
+        return request
+    extra = tuple(c for rule in rules for c in parse_filters(rule["where"], request.layer.attribute_schema))
+    return TileRequest(request.layer, request.z, request.x, request.y, request.conditions + extra)
+
+
 def render_tile(request: TileRequest) -> tuple[bytes, bool]:
     """The tile's MVT bytes and whether it had to be thinned to stay under the size cap.
 
@@ -216,6 +225,7 @@ def render_tile(request: TileRequest) -> tuple[bytes, bool]:
     simplification, then by sampling every n-th feature: a dense tile degrades
     instead of growing without bound.
     """
+    request = _with_zoom_rules(request)
     if clusters_at(request.layer, request.z):
         precomputed = _precomputed_clusters(request)
         return (precomputed if precomputed is not None else _render_clusters(request)), False

@@ -296,3 +296,36 @@ def test_past_the_cluster_zoom_points_come_one_by_one(dense_listings) -> None:
     points = decode(client_for(member).get(tile_url(layer, 14, lon=25.0503, lat=60.2004)))
     assert len(points) == 3000
     assert {p["properties"]["price"] for p in points} == {200000}
+
+
+@pytest.fixture
+def grid_lines():
+    """Transmission lines of 110, 220 and 400 kV around Helsinki, on a workspace map."""
+    entry = MapLayerFactory(map__visibility="workspace", layer__geometry_type="line")
+    layer = entry.layer
+    layer.attribute_schema = {"voltage": "integer"}
+    layer.save()
+    for offset, kv in enumerate((110_000, 220_000, 400_000)):
+        line = LineString([(24.5, 60.1 + offset * 0.05), (25.5, 60.1 + offset * 0.05)], srid=4326)
+        FeatureFactory(layer=layer, geom=line, properties={"voltage": kv})
+    return layer, MembershipFactory(workspace=layer.workspace, role=Role.EDITOR).user
+
+
+def test_zoom_rules_thin_lines_at_low_zoom_and_a_style_change_refreshes_cached_tiles(grid_lines) -> None:
+    layer, editor = grid_lines
+    client = client_for(editor)
+    assert len(decode(client.get(tile_url(layer, 5)))) == 3  # cached now
+    rules = {"zoom_rules": [{"max_zoom": 6, "where": {"voltage__gte": "345000"}}]}
+    response = client.patch(f"/api/v1/layers/{layer.pk}/", {"style_config": rules}, format="json")
+    assert response.status_code == 200, response.json()
+    low = decode(client.get(tile_url(layer, 5)))
+    assert [f["properties"]["voltage"] for f in low] == [400_000]
+    assert len(decode(client.get(tile_url(layer, 8)))) == 3
+
+
+def test_a_zoom_rule_on_an_unknown_attribute_is_refused(grid_lines) -> None:
+    layer, editor = grid_lines
+    rules = {"zoom_rules": [{"max_zoom": 6, "where": {"kv__gte": "345000"}}]}
+    response = client_for(editor).patch(f"/api/v1/layers/{layer.pk}/", {"style_config": rules}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("style_config.zoom_rules[0].where.kv__gte")
