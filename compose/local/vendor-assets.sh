@@ -31,6 +31,9 @@ command -v npm >/dev/null || { echo "[assets] npm is missing; run: make deps" >&
 # against (Django's own CDN URL pins it); bump together with Django.
 vendor ol 7.2.2 ol dist/ol.js ol.css
 
+# MapLibre GL JS for the map viewer (templates/maps/viewer.html, static/js/viewer.js).
+vendor maplibre-gl 5.24.1 maplibre-gl dist/maplibre-gl.js dist/maplibre-gl.css
+
 # npm_data <package> <version>: a package installed into var/npm only for the data
 # files it ships (read by management commands, never served as static files).
 npm_data() {
