@@ -228,6 +228,12 @@ POLICY: tuple[Row, ...] = (
     row("GET",    "layers/<library-layer>/features/",                       "200 200 200 200 404 404 404"),
     row("GET",    f"layers/<private-layer>/features/?{BBOX}",            "200 200 404 404 200 404 404"),
     row("GET",    f"layers/<public-layer>/features/?{BBOX}",             "200 200 200 200 200 200 200"),
+    # --- exports (login required, even for a public layer: a large export is a job, and jobs have an owner)
+    row("GET",    "layers/<private-layer>/export/?format=csv",              "200 200 404 404 200 404 401"),
+    row("GET",    "layers/<workspace-layer>/export/?format=csv",            "200 200 200 200 404 404 401"),
+    row("GET",    "layers/<public-layer>/export/?format=csv",               "200 200 200 200 200 200 401"),
+    row("GET",    "layers/<library-layer>/export/?format=csv",              "200 200 200 200 404 404 401"),
+    row("GET",    "layers/<b-workspace-layer>/export/?format=csv",          "404 404 404 404 200 200 401"),
     row("GET",    "layers/<private-layer>/features/attributes/",            "200 200 404 404 200 404 404"),
     row("GET",    "layers/<workspace-layer>/features/attributes/",          "200 200 200 200 404 404 404"),
     row("GET",    "layers/<public-layer>/features/attributes/",             "200 200 200 200 200 200 200"),
@@ -288,6 +294,7 @@ POLICY: tuple[Row, ...] = (
     row("GET",    "jobs/?workspace=<ws>",                                   "200 200 200 200 404 404 401"),
     row("GET",    "jobs/<job>/",                                            "200 200 200 404 404 404 401"),
     row("POST",   "jobs/<job>/cancel/",                                     "200 200 200 404 404 404 401"),
+    row("GET",    "jobs/<job>/download/",                                   "404 404 404 404 404 404 401"),
     # --- a child reached through the wrong parent is not there (404), whoever asks
     row("GET",    "layers/<public-layer>/features/<private-feature>/",      "404 404 404 404 404 404 404"),
     row("PATCH",  "layers/<public-layer>/features/<private-feature>/",      "404 404 404 403 403 403 401", FEATURE_PATCH),

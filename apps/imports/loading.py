@@ -157,21 +157,26 @@ def _properties_sql(columns: list[Column]) -> tuple[str, list[str]]:
 
 # ST_MakeValid only where ST_IsValid says so; ST_CollectionExtract keeps the layer's family
 # (0 = mixed keeps everything). A single part wrapped in a Multi by the repair is unwrapped.
+# With an upsert key, the key attribute's text becomes external_id; rows without one are skipped.
 _PREPARE_SQL = """
 CREATE UNLOGGED TABLE {prepared} AS
 WITH source AS (
     SELECT {properties} AS properties, {geom} AS src, ST_IsValid({geom}) AS valid
     FROM {staging}
+), keyed AS (
+    SELECT *, properties ->> %s::text AS external_id FROM source
 ), repaired AS (
-    SELECT properties, src, valid,
+    SELECT properties, external_id, src, valid,
            CASE WHEN %s = 0 THEN fixed ELSE ST_CollectionExtract(fixed, %s) END AS kept
-    FROM (SELECT *, CASE WHEN valid THEN src ELSE ST_MakeValid(src) END AS fixed FROM source) AS checked
+    FROM (SELECT *, CASE WHEN valid THEN src ELSE ST_MakeValid(src) END AS fixed FROM keyed) AS checked
 )
-SELECT properties,
+SELECT properties, external_id,
        CASE WHEN src IS NULL THEN 'no geometry'
             WHEN ST_IsEmpty(src) THEN 'empty geometry'
             WHEN kept IS NULL OR ST_IsEmpty(kept) THEN
                  CASE WHEN valid THEN %s ELSE 'invalid, nothing left after repair' END
+            WHEN %s::text IS NOT NULL AND external_id IS NULL THEN %s
+            WHEN length(external_id) > 255 THEN 'key longer than 255 characters'
        END AS skip_reason,
        coalesce(NOT valid, false) AS repaired,
        CASE WHEN GeometryType(src) NOT LIKE 'MULTI%%' AND ST_NumGeometries(kept) = 1
@@ -191,8 +196,13 @@ class RepairCounts:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def features_prepare(tables: StagingTables, *, columns: list[Column], family: GeometryType) -> RepairCounts:
-    """Repair every staged geometry to the layer's family, build properties, count per reason."""
+def features_prepare(
+    tables: StagingTables, *, columns: list[Column], family: GeometryType, key: str | None = None
+) -> RepairCounts:
+    """Repair every staged geometry to the layer's family, build properties, count per reason.
+
+    With `key` (an upsert), each row's external_id is that attribute's value as text.
+    """
     properties, names = _properties_sql(columns)
     sql = _PREPARE_SQL.format(
         prepared=tables.prepared, staging=tables.staging, geom=quote_identifier(GEOMETRY_COLUMN), properties=properties
@@ -201,7 +211,8 @@ def features_prepare(tables: StagingTables, *, columns: list[Column], family: Ge
     counts = RepairCounts()
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {tables.prepared}")
-        cursor.execute(sql, [*names, code, code, f"not a {GeometryType(family).value} geometry"])
+        not_family = f"not a {GeometryType(family).value} geometry"
+        cursor.execute(sql, [*names, key, code, code, not_family, key, f"no value for the key {key!r}"])
         cursor.execute(_COUNTS_SQL.format(prepared=tables.prepared))
         for reason, total, repaired in cursor.fetchall():
             if reason is None:
@@ -285,6 +296,117 @@ def features_load(
         params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "family": family}
         cursor.execute(_REFRESH_LAYER_SQL, {**params, "schema": json.dumps(schema)})
     return inserted
+
+
+# --- upsert -------------------------------------------------------------------------------------------
+
+_DUPLICATE_KEYS_SQL = """
+SELECT external_id, count(*) FROM {prepared} WHERE skip_reason IS NULL
+GROUP BY external_id HAVING count(*) > 1 ORDER BY count(*) DESC, external_id LIMIT 3
+"""
+
+
+def refuse_duplicate_keys(tables: StagingTables, *, key: str) -> None:
+    """An upsert key must name one feature: two rows with one key would make the result depend on row order."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DUPLICATE_KEYS_SQL.format(prepared=tables.prepared))
+        duplicates = cursor.fetchall()
+        if duplicates:
+            examples = ", ".join(f"{value!r} ({count} times)" for value, count in duplicates)
+            raise ImportRefused(f"The key {key!r} is not unique in the file: {examples}.")
+        # The joins below look rows up by external_id.
+        cursor.execute(f"CREATE INDEX ON {tables.prepared} (external_id)")
+        cursor.execute(f"ANALYZE {tables.prepared}")
+
+
+# Features loaded before the layer had a key (a first import as a new layer) get their
+# external_id from the key attribute, where that value is unique and not taken yet.
+# The window sorts the layer's keyless rows once; NOT EXISTS uses the (layer, external_id) index.
+_ADOPT_SQL = """
+WITH candidates AS (
+    SELECT id, properties ->> %(key)s AS k, count(*) OVER (PARTITION BY properties ->> %(key)s) AS n
+    FROM layers_feature
+    WHERE layer_id = %(layer)s AND external_id IS NULL AND properties ? %(key)s
+)
+UPDATE layers_feature f SET external_id = c.k
+FROM candidates c
+WHERE f.id = c.id AND c.n = 1 AND length(c.k) <= 255
+  AND NOT EXISTS (
+      SELECT 1 FROM layers_feature o WHERE o.layer_id = %(layer)s AND o.external_id = c.k
+  )
+"""
+
+# Changed rows only: same key, different properties or geometry (exact, vertex by vertex).
+# The join uses feature_external_id_unique_per_layer (layer_id, external_id).
+_UPDATE_CHANGED_SQL = """
+UPDATE layers_feature f
+SET geom = p.geom, properties = p.properties, version = f.version + 1, updated_by_id = %(user)s,
+    updated_at = now()
+FROM {prepared} p
+WHERE p.skip_reason IS NULL AND f.layer_id = %(layer)s AND f.external_id IS NOT NULL
+  AND f.external_id = p.external_id
+  AND (f.properties IS DISTINCT FROM p.properties OR NOT ST_OrderingEquals(f.geom, p.geom))
+"""
+
+_INSERT_NEW_SQL = """
+INSERT INTO layers_feature
+    (workspace_id, layer_id, geom, properties, external_id, version,
+     created_by_id, updated_by_id, created_at, updated_at)
+SELECT %(workspace)s, %(layer)s, p.geom, p.properties, p.external_id, 1, %(user)s, %(user)s, now(), now()
+FROM {prepared} p
+WHERE p.skip_reason IS NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM layers_feature f WHERE f.layer_id = %(layer)s AND f.external_id = p.external_id
+  )
+"""
+
+# "Missing" means the key is not in the file at all: a row the file names but could not load
+# (say, a broken geometry) keeps its feature. Keyless features are not in the file either.
+_DELETE_MISSING_SQL = """
+DELETE FROM layers_feature f
+WHERE f.layer_id = %(layer)s AND f.workspace_id = %(workspace)s
+  AND (f.external_id IS NULL OR NOT EXISTS (SELECT 1 FROM {prepared} p WHERE p.external_id = f.external_id))
+"""
+
+
+_LOADED_SQL = "SELECT count(*) FROM {prepared} WHERE skip_reason IS NULL"
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+    deleted: int
+
+
+def features_upsert(
+    tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, user_id: int | None, key: str,
+    delete_missing: bool, schema: dict[str, str], family: str,
+) -> UpsertCounts:  # fmt: skip
+    """Match the prepared rows to the layer's features by external_id: insert new, update changed
+    (bumping `version`), leave the same untouched, optionally delete the ones the file lacks.
+
+    Must run inside the caller's transaction, with the layer row locked (no concurrent upsert).
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("features_upsert must run inside the import's transaction")
+    params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "user": user_id, "key": key}
+    with connection.cursor() as cursor:
+        cursor.execute(_ADOPT_SQL, params)
+        cursor.execute(_UPDATE_CHANGED_SQL.format(prepared=tables.prepared), params)
+        updated = cursor.rowcount
+        cursor.execute(_INSERT_NEW_SQL.format(prepared=tables.prepared), params)
+        inserted = cursor.rowcount
+        deleted = 0
+        if delete_missing:
+            cursor.execute(_DELETE_MISSING_SQL.format(prepared=tables.prepared), params)
+            deleted = cursor.rowcount
+        cursor.execute(_LOADED_SQL.format(prepared=tables.prepared))
+        loaded = cursor.fetchone()[0]
+        refresh = {"layer": layer_id, "workspace": workspace_id, "family": family, "schema": json.dumps(schema)}
+        cursor.execute(_REFRESH_LAYER_SQL, refresh)
+    return UpsertCounts(inserted=inserted, updated=updated, unchanged=loaded - inserted - updated, deleted=deleted)
 
 
 _PLAIN = re.compile(r"^import_(stage|prep)_[0-9a-f]{32}$")

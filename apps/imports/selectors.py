@@ -51,5 +51,10 @@ def import_job(job_id: UUID | str) -> Job | None:
     return Job.objects.unscoped().filter(pk=job_id, kind=JobKind.IMPORT).select_related("created_by").first()
 
 
+def export_job(job_id: UUID | str) -> Job | None:
+    """The export job a task was given, whatever its workspace (the task then enters that scope)."""
+    return Job.objects.unscoped().filter(pk=job_id, kind=JobKind.EXPORT).select_related("created_by").first()
+
+
 def layer_locked(layer: Layer) -> Layer:
     return Layer.objects.for_workspace(layer.workspace_id).select_for_update().get(pk=layer.pk)

@@ -57,6 +57,8 @@ class ImportInput:
     name: str = ""
     source_layer: str | None = None
     srid: int | None = None
+    key: str | None = None
+    delete_missing: bool = False
 
 
 def _checked_upload(upload: StoredUpload | None) -> str:
@@ -82,6 +84,10 @@ def _checked_upload(upload: StoredUpload | None) -> str:
 def _checked_input(data: ImportInput) -> None:
     if data.mode == ImportMode.NEW and not data.name.strip():
         raise ApplicationError("Required for a new layer.", field="name")
+    if data.mode == ImportMode.UPSERT and not (data.key or "").strip():
+        raise ApplicationError("Required to upsert: the attribute that identifies a feature.", field="key")
+    if data.mode != ImportMode.UPSERT and (data.key or data.delete_missing):
+        raise ApplicationError("Only an upsert matches features by key.", field="key")
     if data.source_layer is not None:
         safety.refuse_gdal_prefixes(data.source_layer, field="source_layer")
     if data.srid is not None and not epsg_known(data.srid):
@@ -89,10 +95,13 @@ def _checked_input(data: ImportInput) -> None:
 
 
 @transaction.atomic
-def import_create(*, actor: Actor, user: User, data: ImportInput, upload: StoredUpload | None, job_id: UUID) -> Job:
+def import_create(
+    *, actor: Actor, user: User, data: ImportInput, upload: StoredUpload | None, job_id: UUID, enqueue: bool = True
+) -> Job:
     """Check who imports what where, check the file, and queue the job (on commit) on the imports queue.
 
     Authorisation comes first, so a viewer learns nothing about their file's validity.
+    `enqueue=False` leaves the job for the caller to run in-process (the import_file command).
     """
     workspace, access = import_target(actor, workspace_slug=data.workspace, mode=data.mode, layer_id=data.layer)
     _checked_input(data)
@@ -107,6 +116,8 @@ def import_create(*, actor: Actor, user: User, data: ImportInput, upload: Stored
         "file_name": upload.name[:255],
         "file_path": str(upload.path.relative_to(Path(settings.MEDIA_ROOT))),
         "file_size": upload.size,
+        "key": data.key.strip() if data.key else None,
+        "delete_missing": data.delete_missing,
     }
     job = Job.objects.for_workspace(workspace).create(
         id=job_id,
@@ -117,7 +128,8 @@ def import_create(*, actor: Actor, user: User, data: ImportInput, upload: Stored
         layer=access.layer if access else None,
         phase="queued",
     )
-    transaction.on_commit(lambda: _enqueue(job.pk))
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(job.pk))
     return job
 
 
@@ -235,15 +247,17 @@ def _run(job: Job, progress: ProgressReporter, tables: loading.StagingTables) ->
         raise ImportRefused("The file holds no features.")
     loading.refuse_out_of_range(summary)
     columns = loading.staged_columns(tables)
+    key = _key_in(params, columns) if mode == ImportMode.UPSERT else None
     target = _target_layer(job, params, mode)
     family = GeometryType(target.geometry_type) if target else summary.family
-    counts = loading.features_prepare(tables, columns=columns, family=family)
+    counts = loading.features_prepare(tables, columns=columns, family=family, key=key)
     if counts.imported == 0:
         raise ImportRefused(f"None of the {summary.read} features can be imported: {_reasons(counts.skipped)}.")
+    if key is not None:
+        loading.refuse_duplicate_keys(tables, key=key)
     incoming = loading.schema_of(columns)
-    schema = (
-        loading.schema_merged(target.attribute_schema, incoming) if mode == ImportMode.APPEND and target else incoming
-    )
+    keeps_old = mode in (ImportMode.APPEND, ImportMode.UPSERT)
+    schema = loading.schema_merged(target.attribute_schema, incoming) if keeps_old and target else incoming
     progress.check_cancelled()
 
     progress.set("loading", 75)
@@ -253,6 +267,14 @@ def _run(job: Job, progress: ProgressReporter, tables: loading.StagingTables) ->
         "layer": "", "layers": [],
     }  # fmt: skip
     _load(job, params, mode, tables, result=result, schema=schema, family=family, progress=progress)
+
+
+def _key_in(params: ImportParams, columns: list[loading.Column]) -> str:
+    key = params.get("key") or ""
+    if key not in {column.name for column in columns}:
+        names = ", ".join(column.name for column in columns[:20]) or "none"
+        raise ImportRefused(f"The file has no attribute {key!r} to match features by (it has: {names}).")
+    return key
 
 
 def _reasons(skipped: dict[str, int]) -> str:
@@ -288,13 +310,26 @@ def _load(
             layer = _new_layer(actor, user, job.workspace, name=params["name"], family=family)
         else:
             layer = layer_locked(_target_layer(job, params, mode))  # type: ignore[arg-type]
-        inserted = loading.features_load(
-            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
-            replace=mode == ImportMode.REPLACE, schema=schema, family=family,
-        )  # fmt: skip
+        if mode == ImportMode.UPSERT:
+            upserted = loading.features_upsert(
+                tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
+                key=params.get("key") or "", delete_missing=bool(params.get("delete_missing")),
+                schema=schema, family=family,
+            )  # fmt: skip
+            result.update(
+                inserted=upserted.inserted, updated=upserted.updated, unchanged=upserted.unchanged,
+                deleted=upserted.deleted,
+            )  # fmt: skip
+            changed = upserted.inserted + upserted.updated + upserted.deleted
+        else:
+            changed = loading.features_load(
+                tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
+                replace=mode == ImportMode.REPLACE, schema=schema, family=family,
+            )  # fmt: skip
+            result.update(imported=changed)
         progress.set("indexing", 90)
-        result.update(imported=inserted, layer=str(layer.pk), layers=[str(layer.pk)])
-        _announce(layer, user, mode, inserted)
+        result.update(layer=str(layer.pk), layers=[str(layer.pk)])
+        _announce(layer, user, mode, changed)
         if not job_succeed(job=job, result=dict(result), layer_id=layer.pk):
             raise ImportCancelled()  # rolls the whole load back
 

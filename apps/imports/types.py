@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class ImportMode(StrEnum):
     NEW = "new"
     APPEND = "append"
     REPLACE = "replace"
+    UPSERT = "upsert"
 
 
 class ImportParams(TypedDict):
@@ -21,6 +22,8 @@ class ImportParams(TypedDict):
     file_name: str  # as the user named it, for display only
     file_path: str  # relative to MEDIA_ROOT; a path we built
     file_size: int
+    key: NotRequired[str | None]  # upsert: the attribute matched against Feature.external_id
+    delete_missing: NotRequired[bool]  # upsert: delete features whose key the file lacks
 
 
 class ImportResult(TypedDict):
@@ -33,3 +36,8 @@ class ImportResult(TypedDict):
     skipped: dict[str, int]  # reason → count
     layer: str
     layers: list[str]
+    # upsert only: what happened to the layer's features
+    inserted: NotRequired[int]
+    updated: NotRequired[int]
+    unchanged: NotRequired[int]
+    deleted: NotRequired[int]

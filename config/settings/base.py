@@ -196,7 +196,12 @@ IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default
 IMPORT_MAX_ARCHIVE_MEMBERS = 1000
 IMPORT_MAX_COMPRESSION_RATIO = 250  # for archive members over 1 MiB
 IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
-CELERY_TASK_ROUTES = {"imports.run": {"queue": "imports"}, "tiles.layer_tiling": {"queue": "tiling"}}
+EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
+CELERY_TASK_ROUTES = {
+    "imports.run": {"queue": "imports"},
+    "exports.run": {"queue": "imports"},
+    "tiles.layer_tiling": {"queue": "tiling"},
+}
 
 # --- GeoDjango ----------------------------------------------------------------
 # gis.W001: GDAL 3.6 cannot be told to refuse file/network access from a

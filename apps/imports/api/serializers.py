@@ -21,4 +21,10 @@ class ImportInputSerializer(serializers.Serializer):
         max_value=999_999,
         help_text="EPSG code of a file without a CRS (or to override it).",
     )
+    key = serializers.CharField(
+        required=False, max_length=100, help_text="upsert: the attribute identifying a feature (its external_id)."
+    )
+    delete_missing = serializers.BooleanField(
+        required=False, default=False, help_text="upsert: delete the layer's features whose key the file lacks."
+    )
     file = serializers.FileField(required=False, help_text="The file: GeoJSON, CSV, zipped Shapefile, GeoPackage, …")

@@ -43,6 +43,8 @@ class ImportViewSet(ApiViewSet):
                 name=fields.get("name", ""),
                 source_layer=fields.get("source_layer"),
                 srid=fields.get("srid"),
+                key=fields.get("key"),
+                delete_missing=fields.get("delete_missing", False),
             )
             upload = self.upload.stored if request.FILES.get(FILE_FIELD) is not None else None
             job = services.import_create(

@@ -93,6 +93,24 @@ def test_a_real_worker_runs_an_upload_to_a_finished_layer(team: Team, start_work
     assert staging_tables_left() == []
 
 
+def test_a_real_worker_writes_a_large_export_to_the_job(
+    team: Team, start_worker: WorkerFactory, media_root: Path, settings: object
+) -> None:
+    start_worker()
+    response = post_import(
+        team.client(), "places.geojson", files.geojson(files.point_features()), workspace=team.workspace.slug, name="E"
+    )
+    layer = layer_of(_wait_for(job_of(response), lambda j: j.is_finished))
+    settings.EXPORT_SYNC_MAX_FEATURES = 2  # type: ignore[attr-defined]
+    response = team.client().get(f"/api/v1/layers/{layer.pk}/export/?format=gpkg")
+    assert response.status_code == 202 and response.data["kind"] == "export"
+    job = _wait_for(Job.objects.unscoped().get(pk=response.data["id"]), lambda j: j.is_finished)
+    assert job.status == "succeeded", job.error
+    stored = media_root / job.output_file.name
+    summary = subprocess.run(["ogrinfo", "-so", "-al", str(stored)], capture_output=True, text=True, check=True)  # noqa: S603, S607
+    assert "Feature Count: 3" in summary.stdout and stored.name == "e.gpkg"
+
+
 def _big_csv(rows: int) -> bytes:
     lines = ["id,lat,lon,label"] + [
         f"{i},{60 + (i % 1000) / 10000},{24.5 + (i // 1000) / 1000},p{i}" for i in range(rows)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.urls import reverse
 from rest_framework import serializers
 
 from apps.jobs.models import Job
@@ -32,4 +33,5 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_output_url(self, job: Job) -> str | None:
-        return job.output_file.url if job.output_file else None
+        # MEDIA is not served: the file comes through the jobs API, after the job's access check.
+        return reverse("job-download", kwargs={"pk": job.pk}) if job.output_file else None

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from pathlib import PurePosixPath
+
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.errors import NotFound
 from apps.jobs import selectors, services
 from apps.jobs.api.serializers import JobSerializer
 from apps.jobs.models import Job, JobStatus
@@ -37,3 +41,16 @@ class JobViewSet(ApiViewSet):
     def cancel(self, request: Request, pk: str) -> Response:
         job = services.job_cancel(job=self.enter(selectors.job_for(self.actor, pk)))
         return Response(self.get_serializer(job).data)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The job's output.")})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str) -> FileResponse:
+        """The job's output file (an export, a poster), behind the same access check as the job itself.
+
+        MEDIA_ROOT is not served by the web server: every byte of a job's output goes through here.
+        """
+        job = self.enter(selectors.job_for(self.actor, pk))
+        if not job.output_file:
+            raise NotFound()
+        name = job.result.get("file_name") or PurePosixPath(job.output_file.name).name
+        return FileResponse(job.output_file.open("rb"), as_attachment=True, filename=name)

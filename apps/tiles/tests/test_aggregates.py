@@ -60,8 +60,10 @@ def test_precomputed_tiles_equal_on_the_fly_tiles(listings, z: int, x: int, y: i
 
 def test_the_compared_tiles_hold_clusters(listings) -> None:
     layer, _ = listings
-    counts = [sum(c for _, c, _ in _features(render_tile(TileRequest(layer, *zxy))[0]))
-              for zxy in ((2, 2, 1), (5, 18, 9), (9, 290, 145))]
+    counts = [
+        sum(c for _, c, _ in _features(render_tile(TileRequest(layer, *zxy))[0]))
+        for zxy in ((2, 2, 1), (5, 18, 9), (9, 290, 145))
+    ]
     assert counts[0] == 8000 and all(counts)
 
 
@@ -70,8 +72,7 @@ def test_after_an_edit_tiles_ignore_the_stale_aggregates_until_the_job_runs_agai
     build_point_clusters(layer, max_zoom=9, cells_per_tile=CLUSTER_CELLS, attributes=["price"])
     client = client_for(editor)
     before = sum(f["properties"]["point_count"] for f in decode(client.get(tile_url(layer, 3, lon=24, lat=60.9))))
-    point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.0, 60.9]},
-             "properties": {"price": 1}}
+    point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.0, 60.9]}, "properties": {"price": 1}}
     assert client.post(f"/api/v1/layers/{layer.pk}/features/", point, format="json").status_code == 201
     layer.refresh_from_db()
     assert precomputed_version(layer) is None
@@ -81,8 +82,9 @@ def test_after_an_edit_tiles_ignore_the_stale_aggregates_until_the_job_runs_agai
 
 def test_the_tiling_job_builds_the_aggregates_and_reports_them(listings) -> None:
     layer, _ = listings
-    job = Job.objects.for_workspace(layer.workspace_id).create(workspace_id=layer.workspace_id, kind="tiling",
-                                                               layer=layer)
+    job = Job.objects.for_workspace(layer.workspace_id).create(
+        workspace_id=layer.workspace_id, kind="tiling", layer=layer
+    )
     layer_tiling_execute(job=job)
     job.refresh_from_db()
     assert job.status == "succeeded" and job.progress == 100
