@@ -332,6 +332,16 @@ def _load(
         _announce(layer, user, mode, changed)
         if not job_succeed(job=job, result=dict(result), layer_id=layer.pk):
             raise ImportCancelled()  # rolls the whole load back
+        transaction.on_commit(lambda: _queue_tiling(layer.pk, layer.workspace_id))
+
+
+def _queue_tiling(layer_id: object, workspace_id: object) -> None:
+    """After the load commits: large point layers get their low-zoom aggregates built (apps/tiles)."""
+    from apps.tiles.services import layer_tiling_schedule
+
+    layer = Layer.objects.for_workspace(workspace_id).filter(pk=layer_id).first()
+    if layer is not None:
+        layer_tiling_schedule(layer=layer)
 
 
 def _new_layer(actor: Actor, user: User, workspace: Workspace, *, name: str, family: GeometryType) -> Layer:

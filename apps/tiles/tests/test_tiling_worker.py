@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from apps.imports.services import import_execute
 from apps.jobs.models import Job
 from apps.layers.models import Layer
 from apps.tiles import services
 from apps.tiles.aggregates import precomputed_version
+from apps.workspaces.tenancy import workspace_scope
 from celery_app import app as celery_app
 from conftest import client_for
 from tests.factories import LayerFactory, MembershipFactory
@@ -51,3 +54,19 @@ def test_an_edit_to_a_large_point_layer_queues_a_tiling_job_that_a_worker_runs(
     layer.refresh_from_db()
     state = precomputed_version(layer)
     assert state is not None and state.max_zoom == 6 and state.cells > 0
+
+
+def test_importing_a_large_point_file_queues_the_tiling_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services, "DEBOUNCE_SECONDS", 3600)  # queued, not run: the schedule is what we check
+    member = MembershipFactory(role="editor")
+    rows = "\n".join(f"{24 + i % 100 / 100},{60 + i // 100 / 100},{i}" for i in range(6000))
+    upload = SimpleUploadedFile("listings.csv", f"lon,lat,price\n{rows}\n".encode(), content_type="text/csv")
+    response = client_for(member.user).post(
+        "/api/v1/imports/", {"workspace": member.workspace.slug, "name": "Listings", "file": upload}
+    )
+    assert response.status_code == 202, response.json()
+    job = Job.objects.unscoped().get(pk=response.json()["id"])
+    with workspace_scope(job.workspace_id):
+        import_execute(job=job)
+    tiling = Job.objects.unscoped().filter(kind="tiling", workspace_id=job.workspace_id)
+    assert tiling.count() == 1 and tiling.get().layer.feature_count == 6000
