@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from apps.imports.loading import staging_tables_left
 from apps.imports.tests import files
@@ -20,50 +16,26 @@ from apps.imports.tests.conftest import Team, feature_rows, feature_total, job_o
 from apps.jobs.models import Job
 from apps.layers.models import Layer
 from celery_app import app as celery_app
+from tests.workers import start_celery_worker, stop_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CELERY = str(Path(settings.BASE_DIR) / ".venv" / "bin" / "celery")
-
 WorkerFactory = Callable[..., subprocess.Popen]
-
-
-def _test_database_url() -> str:
-    """The database this test runs against (pytest-django's test_<name>), for the worker to use too."""
-    db = connection.settings_dict
-    credentials = f"{quote(db['USER'])}:{quote(str(db['PASSWORD']))}@" if db.get("USER") else ""
-    return f"postgres://{credentials}{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture
 def start_worker(transactional_db: None, media_root: Path, tmp_path: Path) -> Iterator[WorkerFactory]:
     celery_app.control.purge()  # earlier tests may have queued jobs that no longer exist
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _test_database_url(),
-        "MEDIA_ROOT": str(media_root),
-    }
     workers: list[subprocess.Popen] = []
 
     def start(app: str = "celery_app") -> subprocess.Popen:
-        log = (tmp_path / f"worker{len(workers)}.log").open("w")
-        worker = subprocess.Popen(  # noqa: S603
-            [CELERY, "-A", app, "worker", "-Q", "imports", "--pool", "solo", "-c", "1",
-             "--without-gossip", "--without-mingle", "-l", "info"],
-            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        log = tmp_path / f"worker{len(workers)}.log"
+        worker = start_celery_worker(queues="imports", log=log, app=app, MEDIA_ROOT=str(media_root))
         workers.append(worker)
         return worker
 
     yield start
     for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_worker(worker)
 
 
 def _wait_for(job: Job, predicate: Callable[[Job], bool], timeout: float = 60) -> Job:
