@@ -109,6 +109,47 @@ _ERROR_CODES: tuple[tuple[type[errors.ApplicationError], str], ...] = (
 )
 
 
+CURSOR_BATCH_SECONDS = 0.03
+
+
+class CursorBatcher:
+    """Coalesces this process's cursor moves on one map into one channel-layer message per window.
+
+    A group_send per cursor costs one Redis publish per connection on the map; at
+    50 people moving their mouse at 10 Hz that is tens of thousands of messages a
+    second. Batching per process and window makes it a few dozen, for at most
+    CURSOR_BATCH_SECONDS of added latency; only a connection's newest position is kept.
+    """
+
+    def __init__(self, layer: Any, group: str) -> None:
+        self.layer = layer
+        self.group = group
+        self.pending: dict[str, Any] = {}
+        self.flushing: asyncio.Task[None] | None = None
+
+    def add(self, connection_id: str, cursor: Any) -> None:
+        self.pending[connection_id] = cursor
+        if self.flushing is None:
+            self.flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(CURSOR_BATCH_SECONDS)
+        batch, self.pending, self.flushing = list(self.pending.items()), {}, None
+        await self.layer.group_send(self.group, {"type": "cursor.batch", "cursors": batch})
+
+
+_batchers: dict[tuple[int, int, str], CursorBatcher] = {}
+
+
+def cursor_batcher(layer: Any, group: str) -> CursorBatcher:
+    """One batcher per event loop, channel layer and map group (tests run several loops)."""
+    key = (id(asyncio.get_running_loop()), id(layer), group)
+    batcher = _batchers.get(key)
+    if batcher is None:
+        batcher = _batchers[key] = CursorBatcher(layer, group)
+    return batcher
+
+
 def _error_reply(exc: errors.ApplicationError, client_msg_id: str | None) -> Reply:
     code = next((code for cls, code in _ERROR_CODES if isinstance(exc, cls)), ErrorCode.INVALID)
     return out(Error(code=code, message=exc.message, client_msg_id=client_msg_id, field=exc.field))
@@ -413,7 +454,7 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
         moved = CursorMoved(
             connection_id=self.connection_id, user_id=self.member.user_id, lng=message.lng, lat=message.lat
         )
-        await self._group_send("cursor.moved", moved)
+        cursor_batcher(self.channel_layer, map_group(self.map_id)).add(self.connection_id, out(moved))
 
     async def _selection(self, message: Selection) -> None:
         if self.member is None or self.store is None:
@@ -465,6 +506,12 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
 
     async def cursor_moved(self, event: dict[str, Any]) -> None:
         await self._relay(event)
+
+    async def cursor_batch(self, event: dict[str, Any]) -> None:
+        """Cursors coalesced by one server process: each goes out on its own, never back to its sender."""
+        for connection_id, cursor in event["cursors"]:
+            if connection_id != self.connection_id:
+                await self.send_json(cursor)
 
     async def selection_changed(self, event: dict[str, Any]) -> None:
         await self._relay(event)
