@@ -30,6 +30,7 @@ from django.utils.text import slugify
 
 from apps.core.errors import ApplicationError
 from apps.core.geometry import parse_bbox
+from apps.core.ogr import pg_datasource
 from apps.imports import gdal
 from apps.imports.loading import quote_identifier
 from apps.layers.filters import Condition, filters_where, parse_filters
@@ -233,7 +234,7 @@ def _ogr2ogr(layer: Layer, query: ExportQuery, target: Path, work: Path) -> None
     sql, params = _features_sql(
         layer, query, f"{columns + ', ' if columns else ''}f.geom AS {geometry_name}", column_params
     )
-    datasource, pg_env = gdal.pg_datasource()
+    datasource, pg_env = pg_datasource("meridian export (ogr2ogr)")
     layer_name = slugify(layer.name)[:60] or "layer"
     geometry_type = _geometry_type_args(query.export_format, GeometryType(layer.geometry_type))
     options = ["-lco", "ENCODING=UTF-8"] if query.export_format == ExportFormat.SHP else []

@@ -27,8 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import connection
-
+from apps.core.ogr import pg_datasource
 from apps.imports.errors import ImportRefused
 from apps.imports.safety import SourceFormat, refuse_gdal_prefixes
 
@@ -171,25 +170,6 @@ def chosen_layer(layers: list[SourceLayer], *, wanted: str | None, source_format
 # --- staging -------------------------------------------------------------------------------
 
 
-def _conninfo_value(value: object) -> str:
-    escaped = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
-
-
-def pg_datasource() -> tuple[str, dict[str, str]]:
-    """GDAL's PG: connection string for our database, and the environment carrying the password.
-
-    The password goes through PGPASSWORD so it never shows in the process list.
-    """
-    db = connection.settings_dict
-    parts = {"dbname": db["NAME"], "host": db.get("HOST"), "port": db.get("PORT"), "user": db.get("USER")}
-    conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in parts.items() if value)
-    env = {"PGAPPNAME": "meridian import (ogr2ogr)"}
-    if db.get("PASSWORD"):
-        env["PGPASSWORD"] = str(db["PASSWORD"])
-    return f"PG:{conninfo}", env
-
-
 @dataclass(frozen=True)
 class StageRequest:
     path: Path
@@ -248,7 +228,7 @@ def stage(request: StageRequest, *, on_progress: Callable[[int], bool]) -> None:
     `on_progress(percent)` is called about once a second; when it returns False
     (the job was cancelled) ogr2ogr is killed and ImportCancelled is raised by the caller.
     """
-    datasource, pg_env = pg_datasource()
+    datasource, pg_env = pg_datasource("meridian import (ogr2ogr)")
     env = {**gdal_env(driver=request.source_format.driver, tmp=request.tmp), **pg_env}
     output, errors = request.tmp / "ogr2ogr.out", request.tmp / "ogr2ogr.err"
     deadline = time.monotonic() + request.timeout

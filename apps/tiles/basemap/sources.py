@@ -29,7 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from apps.layers.osm_demo import _pg_datasource, helsinki_pbf, ogr2ogr_path  # one place knows our PG: string
+from apps.core.ogr import pg_datasource
+from apps.layers.osm_demo import helsinki_pbf, ogr2ogr_path
 
 SCHEMA = "basemap"
 WORLD_ATLAS_VERSION = "2.0.2"  # pinned in compose/local/vendor-assets.sh
@@ -114,7 +115,7 @@ def fingerprint(paths: Iterable[Path], *, options: dict[str, Any]) -> str:
 
 
 def _run_ogr2ogr(args: list[str], *, label: str, tmp: str) -> None:
-    datasource, pg_env = _pg_datasource()
+    datasource, pg_env = pg_datasource("meridian basemap (ogr2ogr)")
     # The OSM driver spills its node index to CPL_TMPDIR; keep it in our temp dir.
     env = {**os.environ, **pg_env, "CPL_TMPDIR": tmp}
     command = [ogr2ogr_path(), "-f", "PostgreSQL", datasource, *args]
