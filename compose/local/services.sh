@@ -93,7 +93,7 @@ redis_up() {
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes \
       --pidfile "$redis_pidfile" --dir "$VAR/redis" --logfile "$VAR/redis/redis.log" \
-      --save "" --appendonly no
+      --save "" --appendonly no --databases 64
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return; sleep 0.1; done
     log "Redis did not answer; see $VAR/redis/redis.log" && exit 1
   fi

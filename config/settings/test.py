@@ -12,7 +12,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 
-# Tests use their own Redis databases so a running dev server's data is untouched.
+# Tests use their own Redis databases so a running dev server's data is untouched
+# (the local Redis has 64 databases, so parallel checkouts can each take three).
 # Two test runs at once (e.g. two checkouts) pick other numbers with these variables,
 # because the cache fixture flushes its whole database.
 _worker = int(env("PYTEST_XDIST_WORKER", default="gw0").lstrip("gw") or "0")
