@@ -60,10 +60,13 @@ pg_up() {
   if ! pg_running; then
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_pg_owner mkdir -p "$PG_SOCKETS"
+    # Memory for a dev machine with a few GiB to spare (the defaults assume 128 MB):
+    # tile and import statements read hundreds of MB of a large layer.
+    PG_TUNING="-c shared_buffers=512MB -c effective_cache_size=4GB -c maintenance_work_mem=256MB -c random_page_cost=1.1"
     # synchronous_commit=off: a crash may lose the last few dev transactions,
     # never corrupt the cluster; it makes migrations and tests much faster.
     if ! as_pg_owner "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 start -o \
-      "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCKETS -c synchronous_commit=off -c max_connections=200" >/dev/null; then
+      "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_SOCKETS -c synchronous_commit=off -c max_connections=200 $PG_TUNING" >/dev/null; then
       log "PostgreSQL did not start (last lines of $PG_LOG below); another port: make ... PG_PORT=NNNNN"
       tail -n 5 "$PG_LOG" >&2
       exit 1

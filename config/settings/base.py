@@ -82,6 +82,10 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default=LOCAL_DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
 DATABASES["default"]["OPTIONS"] = {
+    # Per session, so they hold on a managed PostgreSQL too: low-zoom cluster tiles sort and
+    # group tens of thousands of points (the 4 MB default spills them to disk), and JIT
+    # compilation would add tens of milliseconds to short, latency-bound tile statements.
+    "options": "-c work_mem=32MB -c jit=off",
     "pool": {
         "min_size": env.int("DB_POOL_MIN", default=1),
         "max_size": env.int("DB_POOL_MAX", default=10),

@@ -1,0 +1,41 @@
+"""Imports store a layer's rows in spatial order, so a tile reads neighbouring heap pages."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from django.db import connection
+
+from apps.imports.tests import files
+from apps.imports.tests.conftest import Team, job_of, layer_of, post_import
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager")]
+
+
+def _scattered_points(count: int) -> list[tuple[object, ...]]:
+    """Points in a random order over Finland, so file order and spatial order disagree."""
+    rng = random.Random(7)
+    return [
+        (f"p{i}", round(rng.uniform(20, 31), 5), round(rng.uniform(59.5, 70), 5), 1900 + i % 100, True, "2020-01-01")
+        for i in range(count)
+    ]
+
+
+def _physical_order_is_spatial_order(layer_id: object) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(id ORDER BY ctid) = array_agg(id ORDER BY geom), count(*) "
+            "FROM layers_feature WHERE layer_id = %s",
+            [layer_id],
+        )
+        same, count = cursor.fetchone()
+    assert count == 300
+    return same
+
+
+def test_a_new_layer_is_stored_in_spatial_order_not_file_order(team: Team) -> None:
+    content = files.geojson(files.point_features(_scattered_points(300)))
+    layer = layer_of(job_of(post_import(team.client(), "s.geojson", content, workspace=team.workspace.slug, name="S")))
+
+    assert _physical_order_is_spatial_order(layer.pk)
