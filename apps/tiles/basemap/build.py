@@ -18,7 +18,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from apps.tiles.basemap import openmaptiles, sources
+from apps.tiles.basemap import omt_tiles, openmaptiles, sources
 from apps.tiles.basemap.mbtiles import MBTilesWriter, read_metadata, tile_counts
 from apps.tiles.basemap.sources import SCHEMA, SourceFiles
 
@@ -147,7 +147,7 @@ def _render_tiles(options: BuildOptions, extent: BBox, writer: MBTilesWriter, lo
     margin = openmaptiles.BUFFER / openmaptiles.EXTENT
     with connection.cursor() as cursor:
         for z in range(options.minzoom, options.maxzoom + 1):
-            sql = openmaptiles.tile_sql(z)
+            sql = omt_tiles.tile_sql(z)
             started = time.monotonic()
             written = 0
             for x, y in tiles_for(z, options=options, extent=extent):
@@ -166,7 +166,7 @@ def _render_tiles(options: BuildOptions, extent: BBox, writer: MBTilesWriter, lo
 def _metadata(options: BuildOptions, extent: BBox, fingerprint: str) -> dict[str, str]:
     bounds = WORLD_BOUNDS if options.minzoom <= options.world_maxzoom else extent
     center_lon, center_lat = (extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2
-    layers = openmaptiles.vector_layers(minzoom=options.minzoom, maxzoom=options.maxzoom)
+    layers = omt_tiles.vector_layers(minzoom=options.minzoom, maxzoom=options.maxzoom)
     return {
         "name": "Meridian basemap",
         "description": (
