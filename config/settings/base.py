@@ -200,6 +200,7 @@ EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
 CELERY_TASK_ROUTES = {
     "imports.run": {"queue": "imports"},
     "exports.run": {"queue": "imports"},
+    "exports.tile_archive": {"queue": "tiling"},
     "tiles.layer_tiling": {"queue": "tiling"},
 }
 
