@@ -197,6 +197,8 @@ IMPORT_MAX_ARCHIVE_MEMBERS = 1000
 IMPORT_MAX_COMPRESSION_RATIO = 250  # for archive members over 1 MiB
 IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
 EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
+# An export job's file is downloadable this long after the job finished, then deleted (apps/jobs/retention.py).
+EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
 CELERY_TASK_ROUTES = {
     "imports.run": {"queue": "imports"},
     "exports.run": {"queue": "imports"},
