@@ -199,6 +199,8 @@ IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
 EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
 # An export job's file is downloadable this long after the job finished, then deleted (apps/jobs/retention.py).
 EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
+# A tile archive (MBTiles / PMTiles) covering more tiles than this is refused with a 400 (apps/tiles/archives.py).
+EXPORT_TILES_MAX_TILES = 100_000
 CELERY_TASK_ROUTES = {
     "imports.run": {"queue": "imports"},
     "exports.run": {"queue": "imports"},
