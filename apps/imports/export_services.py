@@ -120,7 +120,9 @@ def _write(job: Job, layer: Layer, query: ExportQuery, work: Path) -> tuple[Path
 
     with ProgressReporter(job) as progress:
         path, tiles = write_tile_archive(layer, query, work, progress)
-    return path, {"tiles": tiles, "minzoom": query.zooms[0], "maxzoom": query.zooms[1]}
+    # The version when tiling started: an edit made while tiling shows only in tiles rendered after it.
+    details = {"tiles": tiles, "minzoom": query.zooms[0], "maxzoom": query.zooms[1], "data_version": layer.data_version}
+    return path, details
 
 
 def export_execute(*, job: Job, task_id: str = "") -> None:

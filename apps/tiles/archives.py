@@ -98,6 +98,8 @@ def _clipped(extent: Bounds, bbox: Bounds | None) -> Bounds:
 
 def archive_plan(layer: Layer, query: ExportQuery) -> ArchivePlan:
     """The tiles to write; a 400 when no feature is selected or the archive would pass the tile limit."""
+    if query.bbox is not None and query.bbox[0] >= query.bbox[2]:
+        raise ApplicationError("A tile archive's bbox must have west < east (none across 180°).", field="bbox")
     extent = export_extent(layer, query)
     if extent is None:
         raise ApplicationError("No feature matches this export's filters and bbox; there is nothing to tile.")

@@ -199,6 +199,18 @@ def test_filters_apply_to_every_archived_tile(listings: Any, tmp_path: Path) -> 
 
 
 @pytest.mark.usefixtures("eager")
+def test_a_bbox_narrows_the_area_tiled_but_not_what_a_tile_holds(listings: Any, tmp_path: Path) -> None:
+    layer, _features, client = listings
+    job = finished_job(export(client, layer, "format=mbtiles&maxzoom=14&bbox=24.92,60.15,24.93,60.16"))
+    _metadata, tiles = mbtiles_tiles(downloaded(client, job, tmp_path))
+    assert sorted(tiles) == [(z, *tile_xy(24.925, 60.158, z)) for z in range(15)]  # one tile a zoom, over Kamppi
+    for (z, x, y), data in tiles.items():
+        assert gzip.decompress(data) == live(client, layer, z, x, y)  # whole tiles, as served live
+    (cluster,) = features_of(tiles[(5, *tile_xy(24.94, 60.17, 5))])
+    assert cluster["properties"]["point_count"] == 5
+
+
+@pytest.mark.usefixtures("eager")
 def test_a_line_layer_is_archived_simplified_as_the_live_tiles(transactional_db: None, tmp_path: Path) -> None:
     entry = MapLayerFactory(map__visibility="workspace", layer__geometry_type="line", layer__name="Coast")
     layer = entry.layer
@@ -224,6 +236,7 @@ def test_a_line_layer_is_archived_simplified_as_the_live_tiles(transactional_db:
         ("format=mbtiles&colour=red", "colour", "Unknown attribute"),
         ("format=mbtiles&price__gte=cheap", "price__gte", "Expected integer"),
         ("format=geojson&maxzoom=5", "maxzoom", "Only the mbtiles and pmtiles"),
+        ("format=mbtiles&bbox=170,-10,-170,10", "bbox", "west < east"),
     ],
 )
 def test_bad_parameters_are_refused_naming_the_parameter(listings: Any, query: str, field: str, words: str) -> None:
