@@ -234,6 +234,10 @@ POLICY: tuple[Row, ...] = (
     row("GET",    "layers/<public-layer>/export/?format=csv",               "200 200 200 200 200 200 401"),
     row("GET",    "layers/<library-layer>/export/?format=csv",              "200 200 200 200 404 404 401"),
     row("GET",    "layers/<b-workspace-layer>/export/?format=csv",          "404 404 404 404 200 200 401"),
+    # tile archives are always a job (202), behind the same view right
+    row("GET",    "layers/<private-layer>/export/?format=mbtiles",          "202 202 404 404 202 404 401"),
+    row("GET",    "layers/<workspace-layer>/export/?format=pmtiles",        "202 202 202 202 404 404 401"),
+    row("GET",    "layers/<b-workspace-layer>/export/?format=pmtiles",      "404 404 404 404 202 202 401"),
     row("GET",    "layers/<private-layer>/features/attributes/",            "200 200 404 404 200 404 404"),
     row("GET",    "layers/<workspace-layer>/features/attributes/",          "200 200 200 200 404 404 404"),
     row("GET",    "layers/<public-layer>/features/attributes/",             "200 200 200 200 200 200 200"),

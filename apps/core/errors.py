@@ -35,6 +35,13 @@ class PermissionDenied(ApplicationError):
     code = "permission_denied"
 
 
+class Gone(ApplicationError):
+    """The object existed and the caller may see it, but what they ask for has been removed for good."""
+
+    status_code = 410
+    code = "gone"
+
+
 class Conflict(ApplicationError):
     status_code = 409
     code = "conflict"

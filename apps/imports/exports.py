@@ -1,4 +1,4 @@
-"""Exports of a vector layer: GeoJSON, GeoPackage, zipped Shapefile, CSV, KML (DESIGN §9).
+"""Exports of a vector layer: GeoJSON, GeoPackage, zipped Shapefile, CSV, KML, MBTiles, PMTiles (DESIGN §9).
 
 The layer's features (after the shared attribute filters and a bbox) are read with one
 fixed SQL text chosen here; attribute names and filter values are bound parameters.
@@ -8,6 +8,8 @@ quoted by psycopg (client-side binding), since ogr2ogr's -sql takes no parameter
 
 Small exports answer the request; above `EXPORT_SYNC_MAX_FEATURES` they become a Job
 on the imports queue (see tasks.py), which stores the file as the job's output.
+MBTiles and PMTiles are always a job, on the tiling queue: apps/tiles/archives.py writes
+them from the live tile renderer.
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ class ExportFormat(StrEnum):
     SHP = "shp"
     CSV = "csv"
     KML = "kml"
+    MBTILES = "mbtiles"
+    PMTILES = "pmtiles"
+
+
+TILE_FORMATS = frozenset({ExportFormat.MBTILES, ExportFormat.PMTILES})
+DEFAULT_MIN_ZOOM = 0
+DEFAULT_MAX_ZOOM = 14
+# Past z16 a tile is ~600 m wide at the equator: deeper archives are better served live.
+MAX_EXPORT_ZOOM = 16
+TILE_PARAMS = ("minzoom", "maxzoom")
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ FORMATS: dict[ExportFormat, FormatInfo] = {
     ExportFormat.SHP: FormatInfo("zip", "application/zip", "ESRI Shapefile"),
     ExportFormat.CSV: FormatInfo("csv", "text/csv; charset=utf-8"),
     ExportFormat.KML: FormatInfo("kml", "application/vnd.google-earth.kml+xml", "KML"),
+    ExportFormat.MBTILES: FormatInfo("mbtiles", "application/vnd.sqlite3"),
+    ExportFormat.PMTILES: FormatInfo("pmtiles", "application/vnd.pmtiles"),
 }
 
 
@@ -80,6 +94,34 @@ class ExportQuery:
     conditions: tuple[Condition, ...] = ()
     # The raw filter parameters, kept so a background job can check them again when it runs.
     filters: dict[str, str] = field(default_factory=dict)
+    # Tile archives only: the zoom levels to write, inclusive.
+    zooms: tuple[int, int] = (DEFAULT_MIN_ZOOM, DEFAULT_MAX_ZOOM)
+
+    @property
+    def is_tile_archive(self) -> bool:
+        return self.export_format in TILE_FORMATS
+
+
+def _zoom(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= MAX_EXPORT_ZOOM:
+        raise ApplicationError(f"Expected a zoom level from 0 to {MAX_EXPORT_ZOOM}, got {raw!r}.", field=name)
+    return int(raw)
+
+
+def _zoom_range(params: Mapping[str, str], export_format: ExportFormat) -> tuple[int, int]:
+    if export_format not in TILE_FORMATS:
+        for name in TILE_PARAMS:
+            if name in params:
+                raise ApplicationError("Only the mbtiles and pmtiles formats take zoom levels.", field=name)
+        return DEFAULT_MIN_ZOOM, DEFAULT_MAX_ZOOM
+    minzoom = _zoom(params, "minzoom", DEFAULT_MIN_ZOOM)
+    maxzoom = _zoom(params, "maxzoom", max(minzoom, DEFAULT_MAX_ZOOM))
+    if minzoom > maxzoom:
+        raise ApplicationError(f"minzoom ({minzoom}) is above maxzoom ({maxzoom}).", field="minzoom")
+    return minzoom, maxzoom
 
 
 def export_query(layer: Layer, params: Mapping[str, str]) -> ExportQuery:
@@ -95,10 +137,11 @@ def export_query(layer: Layer, params: Mapping[str, str]) -> ExportQuery:
             "A Shapefile holds one geometry type and this layer mixes them; export GeoPackage or GeoJSON.",
             field="format",
         )
-    filters = {name: params[name] for name in params if name not in ("format", "bbox", "share_token")}
+    zooms = _zoom_range(params, export_format)
+    filters = {name: params[name] for name in params if name not in ("format", "bbox", "share_token", *TILE_PARAMS)}
     conditions = parse_filters(filters, layer.attribute_schema)
     bbox = parse_bbox(params["bbox"]) if params.get("bbox") else None
-    return ExportQuery(export_format=export_format, bbox=bbox, conditions=conditions, filters=filters)
+    return ExportQuery(export_format=export_format, bbox=bbox, conditions=conditions, filters=filters, zooms=zooms)
 
 
 def export_file_name(layer: Layer, export_format: ExportFormat) -> str:
@@ -129,6 +172,16 @@ def export_count(layer: Layer, query: ExportQuery) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql.replace("ORDER BY f.id", ""), params)
         return int(cursor.fetchone()[0])
+
+
+def export_extent(layer: Layer, query: ExportQuery) -> tuple[float, float, float, float] | None:
+    """west, south, east, north of the features the query selects (degrees); None when it selects none."""
+    columns = "min(ST_XMin(f.geom)), min(ST_YMin(f.geom)), max(ST_XMax(f.geom)), max(ST_YMax(f.geom))"
+    sql, params = _features_sql(layer, query, columns, [])
+    with connection.cursor() as cursor:
+        cursor.execute(sql.replace("ORDER BY f.id", ""), params)
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
 
 
 def _typed_column(attribute_type: str) -> str:

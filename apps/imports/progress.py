@@ -47,6 +47,10 @@ class ProgressReporter:
         if not connection.in_atomic_block:
             self._write()
 
+    def note(self, phase: str, progress: int) -> None:
+        """Record the phase for the thread's next write: for a tight loop that must not write on every step."""
+        self.phase, self.progress = phase, progress
+
     def check_cancelled(self) -> None:
         if self.cancel_requested:
             raise ImportCancelled()

@@ -18,6 +18,8 @@ SOFT_TIME_LIMIT_SECONDS = 55 * 60
 MAX_RETRIES = 3
 # Routed at the call below (Celery 5.7 deprecates the `queue` task attribute); prefetch 1 comes from settings.
 QUEUE = "imports"
+# Tile archives render tiles with PostGIS, as the tiling job does: they share its workers.
+TILE_ARCHIVE_QUEUE = "tiling"
 # Shared by imports and exports: late acks so a killed worker's job is redelivered.
 _TASK_OPTIONS = {
     "bind": True,
@@ -72,17 +74,30 @@ def export_run(self: Task, job_id: str) -> None:
     Idempotent on the job id: a finished job is left alone, and an interrupted one writes
     its file again from scratch under the job's own name.
     """
+    _export(self, job_id)
+
+
+@shared_task(name="exports.tile_archive", **_TASK_OPTIONS)
+def tile_archive_run(self: Task, job_id: str) -> None:
+    """Run one MBTiles / PMTiles export job: the same service, and so the same guarantees, as `export_run`."""
+    _export(self, job_id)
+
+
+def _export(task: Task, job_id: str) -> None:
     job = export_job(job_id)
     if job is None:
         return
     _run_with_retries(
-        self,
+        task,
         job,
-        lambda: export_services.export_execute(job=job, task_id=self.request.id or ""),
+        lambda: export_services.export_execute(job=job, task_id=task.request.id or ""),
         lambda: job_fail(job=job, error="The database was unavailable; the export gave up."),
     )
 
 
-def export_enqueue(job_id: str) -> None:
-    """Send the export to the imports queue (GDAL work, like imports). Callers run this on commit."""
-    export_run.apply_async(args=[job_id], queue=QUEUE)
+def export_enqueue(job_id: str, *, tile_archive: bool = False) -> None:
+    """Send the export to its queue: GDAL work to imports, tile archives to tiling. Callers run this on commit."""
+    if tile_archive:
+        tile_archive_run.apply_async(args=[job_id], queue=TILE_ARCHIVE_QUEUE)
+    else:
+        export_run.apply_async(args=[job_id], queue=QUEUE)

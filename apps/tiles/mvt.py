@@ -17,6 +17,7 @@ WEB_MERCATOR_SPAN = 2 * 20037508.342789244
 MAX_ZOOM = 22
 LAYER_NAME = "features"  # the source-layer name clients style against
 MAX_TILE_BYTES = 500 * 1024
+SCHEMA_TO_TILEJSON = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
 
 # Uses feature_geom_3857_gist for `geom_3857 && envelope`, and the (layer_id, id)
 # btree for the layer filter; the geometry is simplified to about one tile unit
@@ -84,6 +85,11 @@ class TileRequest:
     def unit(self) -> float:
         """The size of one tile unit in metres at this zoom."""
         return WEB_MERCATOR_SPAN / (2**self.z) / EXTENT
+
+
+def tilejson_fields(layer: Layer) -> dict[str, str]:
+    """The layer's attributes as TileJSON / MBTiles `vector_layers` field types."""
+    return {name: SCHEMA_TO_TILEJSON.get(kind, "String") for name, kind in layer.attribute_schema.items()}
 
 
 def tile_in_range(z: int, x: int, y: int) -> bool:

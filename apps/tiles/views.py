@@ -12,16 +12,14 @@ from django.views.decorators.http import require_GET
 from apps.accounts.authentication import user_for_token_key
 from apps.core.errors import ApplicationError
 from apps.layers.filters import RESERVED_PARAMS, parse_filters
-from apps.layers.models import Layer
 from apps.layers.selectors import LayerAccess, layer_access, layer_access_for_tiles
 from apps.maps.models import Visibility
 from apps.maps.permissions import Actor
 from apps.maps.selectors import actor_for
 from apps.tiles.cache import cached_tile, etag_for, store_tile, tile_key
-from apps.tiles.mvt import MAX_ZOOM, TileRequest, render_tile, tile_in_range
+from apps.tiles.mvt import MAX_ZOOM, TileRequest, render_tile, tile_in_range, tilejson_fields
 
 MVT_CONTENT_TYPE = "application/vnd.mapbox-vector-tile"
-SCHEMA_TO_TILEJSON = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
 
 
 def _error(exc: ApplicationError) -> JsonResponse:
@@ -89,10 +87,6 @@ def layer_tile(request: HttpRequest, layer_id: UUID, z: int, x: int, y: int) -> 
     return response
 
 
-def _field_types(layer: Layer) -> dict[str, str]:
-    return {name: SCHEMA_TO_TILEJSON.get(kind, "String") for name, kind in layer.attribute_schema.items()}
-
-
 @require_GET
 def layer_tilejson(request: HttpRequest, layer_id: UUID) -> JsonResponse:
     """TileJSON 3.0 for a layer; its tile URL carries the data version and any filters."""
@@ -113,7 +107,7 @@ def layer_tilejson(request: HttpRequest, layer_id: UUID) -> JsonResponse:
         "minzoom": 0,
         "maxzoom": MAX_ZOOM,
         "bounds": list(extent),
-        "vector_layers": [{"id": "features", "fields": _field_types(layer), "minzoom": 0, "maxzoom": MAX_ZOOM}],
+        "vector_layers": [{"id": "features", "fields": tilejson_fields(layer), "minzoom": 0, "maxzoom": MAX_ZOOM}],
         "filters": [f"{c.attribute}__{c.operator}" for c in conditions],
     }
     response = JsonResponse(body)

@@ -26,8 +26,9 @@ fi
 HOST="${1:-127.0.0.1}"
 PORT="${2:-8000}"
 stop_pidfile "$RUN/celery.pid"
+# -B: this one worker also runs beat (periodic tasks such as deleting expired exports).
 .venv/bin/celery -A celery_app worker -Q celery,imports,tiling,analysis,posters \
-  --concurrency 2 --loglevel INFO --pidfile "$RUN/celery.pid" \
+  --concurrency 2 --loglevel INFO --pidfile "$RUN/celery.pid" -B --schedule "$RUN/celerybeat-schedule" \
   --logfile "$ROOT/var/log/celery.log" --detach
 trap 'kill "$(cat "$RUN/celery.pid" 2>/dev/null)" 2>/dev/null || true; rm -f "$RUN/web.pid"' EXIT
 

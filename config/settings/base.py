@@ -201,9 +201,14 @@ IMPORT_MAX_ARCHIVE_MEMBERS = 1000
 IMPORT_MAX_COMPRESSION_RATIO = 250  # for archive members over 1 MiB
 IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
 EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
+# An export job's file is downloadable this long after the job finished, then deleted (apps/jobs/retention.py).
+EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
+# A tile archive (MBTiles / PMTiles) covering more tiles than this is refused with a 400 (apps/tiles/archives.py).
+EXPORT_TILES_MAX_TILES = 100_000
 CELERY_TASK_ROUTES = {
     "imports.run": {"queue": "imports"},
     "exports.run": {"queue": "imports"},
+    "exports.tile_archive": {"queue": "tiling"},
     "tiles.layer_tiling": {"queue": "tiling"},
 }
 

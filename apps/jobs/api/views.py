@@ -8,10 +8,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.errors import NotFound
+from apps.core.errors import Gone, NotFound
 from apps.jobs import selectors, services
 from apps.jobs.api.serializers import JobSerializer
 from apps.jobs.models import Job, JobStatus
+from apps.jobs.retention import export_retention, output_expired
 from apps.workspaces.api.base import UUID_PATTERN, ApiViewSet
 from apps.workspaces.selectors import workspace_for
 
@@ -48,8 +49,12 @@ class JobViewSet(ApiViewSet):
         """The job's output file (an export, a poster), behind the same access check as the job itself.
 
         MEDIA_ROOT is not served by the web server: every byte of a job's output goes through here.
+        An export past its retention answers 410, even before the cleanup has deleted its file.
         """
         job = self.enter(selectors.job_for(self.actor, pk))
+        if output_expired(job):
+            hours = int(export_retention().total_seconds() // 3600)
+            raise Gone(f"This export was kept for {hours} hours after it finished and has been deleted; export again.")
         if not job.output_file:
             raise NotFound()
         name = job.result.get("file_name") or PurePosixPath(job.output_file.name).name

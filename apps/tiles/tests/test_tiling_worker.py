@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.contrib.gis.geos import Point
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -17,7 +18,7 @@ from apps.tiles.aggregates import precomputed_version
 from apps.workspaces.tenancy import workspace_scope
 from celery_app import app as celery_app
 from conftest import client_for
-from tests.factories import LayerFactory, MembershipFactory
+from tests.factories import FeatureFactory, LayerFactory, MembershipFactory
 from tests.workers import start_celery_worker, stop_worker, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,3 +71,31 @@ def test_importing_a_large_point_file_queues_the_tiling_job(tmp_path: Path, monk
         import_execute(job=job)
     tiling = Job.objects.unscoped().filter(kind="tiling", workspace_id=job.workspace_id)
     assert tiling.count() == 1 and tiling.get().layer.feature_count == 6000
+
+
+def test_a_tile_archive_export_runs_on_a_worker_of_the_tiling_queue(tmp_path: Path, settings: object) -> None:
+    """Routing and the task end to end: only a `tiling` worker runs, and the archive it writes downloads."""
+    from apps.tiles.tests.test_archives import pmtiles_tiles
+
+    media = tmp_path / "media"
+    settings.MEDIA_ROOT = media  # type: ignore[attr-defined]
+    celery_app.control.purge()
+    layer = LayerFactory(geometry_type="point", is_global=True, attribute_schema={"rank": "integer"})
+    for i in range(3):
+        FeatureFactory(layer=layer, geom=Point(24.94 + i / 100, 60.17, srid=4326), properties={"rank": i})
+    viewer = MembershipFactory(workspace=layer.workspace, role="viewer").user
+    worker = start_celery_worker(queues="tiling", log=tmp_path / "worker.log", MEDIA_ROOT=str(media))
+    try:
+        response = client_for(viewer).get(f"/api/v1/layers/{layer.pk}/export/?format=pmtiles&maxzoom=10&rank__gte=1")
+        assert response.status_code == 202, response.json()
+        job = Job.objects.unscoped().get(pk=response.json()["id"])
+        wait_until(lambda: Job.objects.unscoped().get(pk=job.pk).is_finished, timeout=60, what="tile archive finished")
+    finally:
+        stop_worker(worker)
+    job.refresh_from_db()
+    assert job.status == "succeeded", (job.error, (tmp_path / "worker.log").read_text()[-2000:])
+    assert job.attempts == 1 and job.celery_task_id and job.result["tiles"] == 11
+    archive = tmp_path / "got.pmtiles"
+    archive.write_bytes(b"".join(client_for(viewer).get(f"/api/v1/jobs/{job.pk}/download/").streaming_content))
+    _header, _metadata, tiles = pmtiles_tiles(archive)
+    assert len(tiles) == 11 and {z for z, _x, _y in tiles} == set(range(11))
