@@ -197,6 +197,15 @@ IMPORT_MAX_ARCHIVE_MEMBERS = 1000
 IMPORT_MAX_COMPRESSION_RATIO = 250  # for archive members over 1 MiB
 IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
 EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
+
+# --- Fetching user-supplied URLs (apps/core/fetch.py, DESIGN §11) ------------------
+FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=IMPORT_MAX_BYTES)
+FETCH_TIMEOUT_SECONDS = env.float("FETCH_TIMEOUT_SECONDS", default=30.0)  # connect, and silence between reads
+FETCH_DEADLINE_SECONDS = env.float("FETCH_DEADLINE_SECONDS", default=15 * 60.0)  # whole fetch, < task limit
+FETCH_MAX_REDIRECTS = 5
+# Networks a fetch may reach although they are not global (CIDRs). Empty in production:
+# only tests (a local server on 127.0.0.1) and self-hosters with internal data servers set it.
+FETCH_ALLOWED_NETWORKS = env.list("FETCH_ALLOWED_NETWORKS", default=[])
 CELERY_TASK_ROUTES = {
     "imports.run": {"queue": "imports"},
     "exports.run": {"queue": "imports"},
