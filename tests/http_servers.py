@@ -151,3 +151,19 @@ def silent(seconds: float) -> Route:
         time.sleep(seconds)
 
     return route
+
+
+def slowly(content: bytes, *, pieces: int, pause: float) -> Route:
+    """Answer `content` with its Content-Length, in `pieces` parts `pause` seconds apart (progress to watch)."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        size = -(-len(content) // pieces)
+        for start in range(0, len(content), size):
+            handler.wfile.write(content[start : start + size])
+            handler.wfile.flush()
+            time.sleep(pause)
+
+    return route

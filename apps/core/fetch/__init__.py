@@ -22,13 +22,14 @@ FETCH_ALLOWED_NETWORKS lists networks reachable although not global: empty in
 production, set by tests (a server on 127.0.0.1) and self-hosters.
 """
 
-from apps.core.fetch.client import Fetched, fetch_to_file
+from apps.core.fetch.client import Fetched, ProgressCallback, fetch_to_file
 from apps.core.fetch.targets import FetchError, FetchLimits, Target, address_refusal, check_url, target_of
 
 __all__ = [
     "FetchError",
     "FetchLimits",
     "Fetched",
+    "ProgressCallback",
     "Target",
     "address_refusal",
     "check_url",

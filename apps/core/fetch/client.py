@@ -186,11 +186,10 @@ def _save(
     length = _content_length(response, target, limits)
     try:
         size = _stream(response, destination, limits, length, on_progress)
-    except (OSError, http.client.HTTPException) as exc:
+    except BaseException as exc:  # a cap, a timeout, or the caller's progress callback stopping us
         destination.unlink(missing_ok=True)
-        raise _read_error(target, limits, deadline, exc) from None
-    except FetchError:
-        destination.unlink(missing_ok=True)
+        if isinstance(exc, OSError | http.client.HTTPException):
+            raise _read_error(target, limits, deadline, exc) from None
         raise
     if deadline.expired or (length is not None and size != length):
         destination.unlink(missing_ok=True)
