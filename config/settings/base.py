@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -206,6 +208,10 @@ FETCH_MAX_REDIRECTS = 5
 # Networks a fetch may reach although they are not global (CIDRs). Empty in production:
 # only tests (a local server on 127.0.0.1) and self-hosters with internal data servers set it.
 FETCH_ALLOWED_NETWORKS = env.list("FETCH_ALLOWED_NETWORKS", default=[])
+try:  # a typo fails at startup, not at the first fetch
+    [ipaddress.ip_network(network, strict=False) for network in FETCH_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FETCH_ALLOWED_NETWORKS: {exc}") from None
 CELERY_TASK_ROUTES = {
     "imports.run": {"queue": "imports"},
     "exports.run": {"queue": "imports"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +21,11 @@ from apps.imports.tests.conftest import IMPORTS_URL, Team, feature_rows, feature
 from apps.imports.types import ImportMode
 from apps.imports.uploads import import_directory
 from apps.jobs.models import Job
+from apps.jobs.services import job_cancel
 from apps.maps.selectors import actor_for
 from tests import http_servers
 from tests.http_servers import LocalServer, local_server
+from tests.workers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 POINTS = files.geojson(files.point_features())
@@ -235,3 +239,22 @@ def test_a_retried_job_downloads_again_from_a_clean_slate(team: Team, server: Lo
     job.refresh_from_db()
     assert job.status == "succeeded" and job.attempts == 1 and layer_of(job).feature_count == 3
     assert len(server.requests) == 1 and not import_directory(job.pk).exists()
+
+
+def test_cancelling_during_the_download_stops_it_and_keeps_nothing(team: Team, server: LocalServer) -> None:
+    server.routes["/places.geojson"] = http_servers.slowly(POINTS * 50, pieces=40, pause=0.25)
+    data = services.ImportInput(
+        workspace=team.workspace.slug, mode=ImportMode.NEW, name="Cancelled", url=server.url("/places.geojson")
+    )
+    job = services.import_create(
+        actor=actor_for(team.editor), user=team.editor, data=data, upload=None, job_id=uuid.uuid4(), enqueue=False
+    )
+    worker = threading.Thread(target=services.import_execute, kwargs={"job": job})
+    worker.start()
+    wait_until(lambda: Job.objects.unscoped().get(pk=job.pk).phase.startswith("downloading "), what="downloading")
+    job_cancel(job=job)
+    started = time.monotonic()
+    worker.join(timeout=10)
+    assert not worker.is_alive() and time.monotonic() - started < 5  # not the 10 s the whole body takes
+    job.refresh_from_db()
+    assert job.status == "cancelled" and feature_total() == 0 and not import_directory(job.pk).exists()
