@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 
 from apps.core.fetch.targets import FetchError, FetchLimits, IPAddress, Target, checked_addresses, target_of
@@ -83,15 +82,21 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, target: Target, address: IPAddress, timeout: float, context: ssl.SSLContext) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=context)
         self.address = address
+        self.tls_context = context
 
     def connect(self) -> None:
         sock = socket.create_connection((str(self.address), self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        self.sock = self.tls_context.wrap_socket(sock, server_hostname=self.host)
 
 
-def _connect(target: Target, addresses: list[IPAddress], timeout: float, context: ssl.SSLContext | None) -> Any:
+def _connect(
+    target: Target, addresses: list[IPAddress], limits: FetchLimits, deadline: _Deadline,
+    context: ssl.SSLContext | None,
+) -> http.client.HTTPConnection:  # fmt: skip
+    """Try the checked addresses in order (an IPv6 answer may be unreachable from here)."""
     failures = []
     for address in addresses:
+        timeout = min(limits.timeout, deadline.remaining())
         if target.scheme == "https":
             conn: http.client.HTTPConnection = _PinnedHTTPSConnection(
                 target, address, timeout, context or ssl.create_default_context()
@@ -115,8 +120,8 @@ def _addresses(target: Target, limits: FetchLimits, deadline: _Deadline) -> list
 def _request(
     target: Target, addresses: list[IPAddress], limits: FetchLimits, deadline: _Deadline,
     context: ssl.SSLContext | None,
-) -> tuple[Any, http.client.HTTPResponse]:  # fmt: skip
-    conn = _connect(target, addresses, min(limits.timeout, deadline.remaining()), context)
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:  # fmt: skip
+    conn = _connect(target, addresses, limits, deadline, context)
     deadline.watch(conn.sock)
     try:
         conn.request("GET", target.path, headers={"Accept": "*/*", "User-Agent": "Meridian", "Connection": "close"})
