@@ -26,7 +26,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from apps.accounts.models import User
 from apps.collaboration.services import map_events_append
 from apps.core.errors import ApplicationError
-from apps.imports import gdal, loading, safety
+from apps.imports import gdal, loading, remote, safety
 from apps.imports.errors import ImportCancelled, ImportRefused
 from apps.imports.progress import ProgressReporter
 from apps.imports.selectors import epsg_known, import_target, layer_locked
@@ -59,12 +59,14 @@ class ImportInput:
     srid: int | None = None
     key: str | None = None
     delete_missing: bool = False
+    url: str | None = None  # instead of an upload: fetched by the worker
+    url_format: str | None = None
 
 
 def _checked_upload(upload: StoredUpload | None) -> str:
     """Refuse a missing, misnamed or disguised file now, in the request; return its format key."""
     if upload is None:
-        raise ImportRefused("Required: the file to import (multipart field 'file').", field="file")
+        raise ImportRefused("Required: the file to import (multipart field 'file'), or a url.", field="file")
     safety.refuse_gdal_prefixes(upload.name, field="file")
     suffix = Path(upload.name.lower()).suffix
     if suffix in safety.ARCHIVE_EXTENSIONS:
@@ -105,17 +107,19 @@ def import_create(
     """
     workspace, access = import_target(actor, workspace_slug=data.workspace, mode=data.mode, layer_id=data.layer)
     _checked_input(data)
-    file_format = _checked_upload(upload)
-    assert upload is not None
+    url_name = remote.url_checked(url=data.url, url_format=data.url_format, upload=upload)
+    file_format = _checked_upload(upload) if url_name is None else data.url_format
     params: ImportParams = {
         "mode": data.mode.value,
         "layer": str(access.layer.pk) if access else None,
         "name": data.name.strip(),
         "source_layer": data.source_layer,
         "srid": data.srid,
-        "file_name": upload.name[:255],
-        "file_path": str(upload.path.relative_to(Path(settings.MEDIA_ROOT))),
-        "file_size": upload.size,
+        "file_name": (upload.name if upload else url_name or "")[:255],
+        "file_path": str(upload.path.relative_to(Path(settings.MEDIA_ROOT))) if upload else "",
+        "file_size": upload.size if upload else 0,
+        "url": data.url,
+        "url_format": data.url_format,
         "key": data.key.strip() if data.key else None,
         "delete_missing": data.delete_missing,
     }
@@ -237,6 +241,8 @@ def _stage(job: Job, params: ImportParams, progress: ProgressReporter, tables: l
 def _run(job: Job, progress: ProgressReporter, tables: loading.StagingTables) -> None:
     params: ImportParams = job.params  # type: ignore[assignment]
     mode = ImportMode(params["mode"])
+    if params.get("url"):
+        params = _fetched(job, params, progress)
     progress.set("reading", 2)
     source = _stage(job, params, progress, tables)
     progress.check_cancelled()
@@ -267,6 +273,21 @@ def _run(job: Job, progress: ProgressReporter, tables: loading.StagingTables) ->
         "layer": "", "layers": [],
     }  # fmt: skip
     _load(job, params, mode, tables, result=result, schema=schema, family=family, progress=progress)
+
+
+def _fetched(job: Job, params: ImportParams, progress: ProgressReporter) -> ImportParams:
+    """A URL import's first phase: download through the guarded client, then check the file as an upload."""
+
+    def on_progress(phase: str) -> None:
+        progress.set(phase, 1)
+        progress.check_cancelled()
+
+    progress.set("downloading", 1)
+    upload = remote.url_fetch(
+        job_id=job.pk, url=params.get("url") or "", url_format=params.get("url_format"), on_progress=on_progress
+    )
+    _checked_upload(upload)
+    return {**params, "file_path": str(upload.path.relative_to(Path(settings.MEDIA_ROOT))), "file_size": upload.size}
 
 
 def _key_in(params: ImportParams, columns: list[loading.Column]) -> str:

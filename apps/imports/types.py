@@ -20,8 +20,10 @@ class ImportParams(TypedDict):
     source_layer: str | None
     srid: int | None
     file_name: str  # as the user named it, for display only
-    file_path: str  # relative to MEDIA_ROOT; a path we built
+    file_path: str  # relative to MEDIA_ROOT; a path we built ("" for a URL until the worker fetched it)
     file_size: int
+    url: NotRequired[str | None]  # a URL import: the worker fetches it through apps/core/fetch
+    url_format: NotRequired[str | None]  # the format the user named for the URL, if any
     key: NotRequired[str | None]  # upsert: the attribute matched against Feature.external_id
     delete_missing: NotRequired[bool]  # upsert: delete features whose key the file lacks
 

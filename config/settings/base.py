@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -205,6 +207,20 @@ EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
 EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
 # A tile archive (MBTiles / PMTiles) covering more tiles than this is refused with a 400 (apps/tiles/archives.py).
 EXPORT_TILES_MAX_TILES = 100_000
+
+# --- Fetching user-supplied URLs (apps/core/fetch/, DESIGN §11) ------------------
+FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=IMPORT_MAX_BYTES)
+FETCH_TIMEOUT_SECONDS = env.float("FETCH_TIMEOUT_SECONDS", default=30.0)  # connect, and silence between reads
+FETCH_DEADLINE_SECONDS = env.float("FETCH_DEADLINE_SECONDS", default=15 * 60.0)  # whole fetch, < task limit
+FETCH_MAX_REDIRECTS = 5
+# Networks a fetch may reach although they are not global (CIDRs). Empty in production:
+# only tests (a local server on 127.0.0.1) and self-hosters with internal data servers set it.
+FETCH_ALLOWED_NETWORKS = env.list("FETCH_ALLOWED_NETWORKS", default=[])
+try:  # a typo fails at startup, not at the first fetch
+    [ipaddress.ip_network(network, strict=False) for network in FETCH_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"FETCH_ALLOWED_NETWORKS: {exc}") from None
+
 CELERY_TASK_ROUTES = {
     "imports.run": {"queue": "imports"},
     "exports.run": {"queue": "imports"},

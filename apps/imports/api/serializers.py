@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.imports.remote import FORMAT_EXTENSIONS
 from apps.imports.types import ImportMode
 
 
 class ImportInputSerializer(serializers.Serializer):
-    """The form fields of an import; the file itself streams to disk through the upload handler."""
+    """The fields of an import: a multipart upload (the file streams to disk), or JSON naming a `url`."""
 
     workspace = serializers.SlugField(help_text="The workspace's slug.")
     mode = serializers.ChoiceField(choices=[m.value for m in ImportMode], default=ImportMode.NEW.value)
@@ -28,3 +29,11 @@ class ImportInputSerializer(serializers.Serializer):
         required=False, default=False, help_text="upsert: delete the layer's features whose key the file lacks."
     )
     file = serializers.FileField(required=False, help_text="The file: GeoJSON, CSV, zipped Shapefile, GeoPackage, …")
+    url = serializers.CharField(
+        required=False, max_length=2048, help_text="Instead of a file: an http(s) URL the worker downloads."
+    )
+    format = serializers.ChoiceField(
+        required=False,
+        choices=sorted(FORMAT_EXTENSIONS),
+        help_text="url: the file's format, when neither the URL nor the server's answer names it.",
+    )

@@ -19,7 +19,7 @@ from apps.workspaces.api.base import ApiViewSet
 
 
 class ImportViewSet(ApiViewSet):
-    """Upload a file to import; answers 202 with the job to poll at /api/v1/jobs/<id>/."""
+    """Upload a file, or name a URL, to import; answers 202 with the job to poll at /api/v1/jobs/<id>/."""
 
     parser_classes = [MultiPartParser, JSONParser]
     serializer_class = JobSerializer
@@ -32,7 +32,10 @@ class ImportViewSet(ApiViewSet):
             request.upload_handlers = [self.upload]
         return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(request={"multipart/form-data": ImportInputSerializer}, responses={202: JobSerializer})
+    @extend_schema(
+        request={"multipart/form-data": ImportInputSerializer, "application/json": ImportInputSerializer},
+        responses={202: JobSerializer},
+    )
     def create(self, request: Request) -> Response:
         try:
             fields = self.validated_input(ImportInputSerializer)
@@ -45,6 +48,8 @@ class ImportViewSet(ApiViewSet):
                 srid=fields.get("srid"),
                 key=fields.get("key"),
                 delete_missing=fields.get("delete_missing", False),
+                url=fields.get("url"),
+                url_format=fields.get("format"),
             )
             upload = self.upload.stored if request.FILES.get(FILE_FIELD) is not None else None
             job = services.import_create(

@@ -16,6 +16,8 @@ from apps.imports.tests.conftest import Team, feature_rows, feature_total, job_o
 from apps.jobs.models import Job
 from apps.layers.models import Layer
 from celery_app import app as celery_app
+from tests import http_servers
+from tests.http_servers import local_server
 from tests.workers import start_celery_worker, stop_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,9 +29,9 @@ def start_worker(transactional_db: None, media_root: Path, tmp_path: Path) -> It
     celery_app.control.purge()  # earlier tests may have queued jobs that no longer exist
     workers: list[subprocess.Popen] = []
 
-    def start(app: str = "celery_app") -> subprocess.Popen:
+    def start(app: str = "celery_app", **env: str) -> subprocess.Popen:
         log = tmp_path / f"worker{len(workers)}.log"
-        worker = start_celery_worker(queues="imports", log=log, app=app, MEDIA_ROOT=str(media_root))
+        worker = start_celery_worker(queues="imports", log=log, app=app, MEDIA_ROOT=str(media_root), **env)
         workers.append(worker)
         return worker
 
@@ -63,6 +65,25 @@ def test_a_real_worker_runs_an_upload_to_a_finished_layer(team: Team, start_work
     assert len(rows) == 3 and all(r["srid"] == 4326 and r["valid"] for r in rows)
     assert job.attempts == 1 and job.celery_task_id
     assert staging_tables_left() == []
+
+
+def test_a_real_worker_downloads_a_url_reporting_progress_then_imports_it(
+    team: Team, start_worker: WorkerFactory, settings: object
+) -> None:
+    settings.FETCH_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # type: ignore[attr-defined]  # the request-time check
+    start_worker(FETCH_ALLOWED_NETWORKS="127.0.0.1/32")
+    with local_server() as server:
+        server.routes["/places.geojson"] = http_servers.slowly(files.geojson(files.point_features()), pieces=4, pause=1)
+        response = team.client().post(
+            "/api/v1/imports/",
+            {"url": server.url("/places.geojson"), "workspace": team.workspace.slug, "name": "From a URL"},
+            format="json",
+        )
+        job = _wait_for(job_of(response), lambda j: j.phase.startswith("downloading ") and j.phase.endswith("%"))
+        job = _wait_for(job, lambda j: j.is_finished)
+    rows = feature_rows(layer_of(job))
+    assert [r["properties"]["name"] for r in rows] == ["Senate Square", "Kamppi", "Kallio Church"]
+    assert len(server.requests) == 1 and job.attempts == 1
 
 
 def test_a_real_worker_writes_a_large_export_to_the_job(
