@@ -25,6 +25,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from apps.accounts.models import User
 from apps.collaboration import presence
+from apps.collaboration.auth import INVALID_TOKEN
 from apps.collaboration.broadcast import event_message, map_group, user_group
 from apps.collaboration.protocol import (
     CloseCode,
@@ -145,6 +146,9 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
         self.writes = TokenBucket(WRITE_RATE, WRITE_BURST)
         # Accept first so a refusal carries a close code the client can read (a refused handshake cannot).
         await self.accept()
+        if self.scope.get("auth_error") == INVALID_TOKEN:
+            await self._close(CloseCode.INVALID_TOKEN)
+            return
         admission = await database_sync_to_async(socket_admission)(self.user, self.map_id, share_token=self.share_token)
         if admission is None:
             await self._close(CloseCode.NOT_FOUND)
@@ -364,6 +368,12 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
 
     async def selection_changed(self, event: dict[str, Any]) -> None:
         await self._relay(event)
+
+    async def job_progress(self, event: dict[str, Any]) -> None:
+        """A job's state. The owner hears of it through their user group, so the map's copy skips them."""
+        if self.closed or (event.get("owner") is not None and event.get("owner") == self.user.pk):
+            return
+        await self.send_json(event["message"])
 
     async def access_changed(self, event: dict[str, Any]) -> None:
         """Someone changed who may see this map (or what this user may do): re-check, close if access is gone."""
