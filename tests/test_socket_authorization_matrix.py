@@ -40,10 +40,12 @@ import typing
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import transaction
 
 from apps.collaboration import protocol
@@ -413,9 +415,14 @@ def test_each_socket_message_is_answered_as_the_rules_say_for_each_actor(world: 
     assert not mismatches, "\n".join(mismatches)
 
 
-def test_the_map_socket_is_the_only_websocket_route() -> None:
-    """A new socket route needs its own matrix before it ships."""
-    assert [str(pattern.pattern) for pattern in websocket_urlpatterns] == ["ws/maps/<uuid:map_id>/"]
+def test_every_websocket_route_has_a_matrix() -> None:
+    """A new socket route needs its own matrix before it ships: this module, or the one named here."""
+    matrices = {
+        "ws/maps/<uuid:map_id>/": "tests/test_socket_authorization_matrix.py",
+        "ws/me/": "tests/test_user_socket_authorization_matrix.py",
+    }
+    assert [str(pattern.pattern) for pattern in websocket_urlpatterns] == list(matrices)
+    assert all((Path(settings.BASE_DIR) / module).is_file() for module in matrices.values())
 
 
 def test_every_client_message_type_has_a_policy_row_for_every_map() -> None:

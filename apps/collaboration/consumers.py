@@ -147,7 +147,7 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
         # Accept first so a refusal carries a close code the client can read (a refused handshake cannot).
         await self.accept()
         if self.scope.get("auth_error") == INVALID_TOKEN:
-            await self._close(CloseCode.INVALID_TOKEN)
+            await self._close(CloseCode.UNAUTHENTICATED)
             return
         admission = await database_sync_to_async(socket_admission)(self.user, self.map_id, share_token=self.share_token)
         if admission is None:

@@ -40,7 +40,7 @@ class ErrorCode:
 class CloseCode:
     NOT_FOUND = 4404  # unknown map, or one this connection may not see (never told apart)
     ACCESS_REVOKED = 4403  # access was withdrawn while connected
-    INVALID_TOKEN = 4401  # the Authorization header names no active API token
+    UNAUTHENTICATED = 4401  # the token names no active API token, or (on /ws/me/) nobody is signed in
 
 
 # --- client → server ------------------------------------------------------------------
@@ -389,6 +389,13 @@ class JobProgress(_ServerMessage):
     layer: str | None
     map: str | None
     error: str | None = None
+
+
+class Ready(_ServerMessage):
+    """The first message on `/ws/me/`: whose socket it is."""
+
+    type: Literal["ready"] = "ready"
+    user_id: int
 
 
 def out(message: BaseModel) -> dict[str, Any]:
