@@ -2,7 +2,11 @@
 
 An adapter like a REST view: the middleware authenticates, `apps.maps.permissions`
 decides (through the selectors), `protocol.py` validates every frame, and writes
-go through the same services REST calls. No ORM here.
+go through the same services REST calls (`writes.py`, one transaction each). No ORM here.
+
+Channel groups: every connection joins its map's group; a signed-in one also
+joins its user's group (`access.changed`, and `job.progress` for the user's own
+jobs, which then skips the map group's copy).
 
 Concurrency: Channels hands one consumer its websocket frames and channel-layer
 messages one at a time, so a handler never races another handler of the same
