@@ -212,8 +212,8 @@ def _layer_style(user: User, admission: SocketAdmission, message: LayerStyle) ->
 
 def _map_view(user: User, admission: SocketAdmission, message: MapView) -> Reply:
     fields = message.changes()
-    if "center" in fields:
-        fields["center"] = Point(message.center.lng, message.center.lat, srid=4326)  # type: ignore[union-attr]
+    if center := fields.get("center"):
+        fields["center"] = Point(center.lng, center.lat, srid=4326)
     map_update(actor=admission.actor, user=user, map=admission.map, fields=fields)
     return _ack(admission, message)
 
