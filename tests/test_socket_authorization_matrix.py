@@ -21,24 +21,31 @@ What each cell means:
 - cursor, selection: `relayed` (another connection on the map received it, the sender got no error), or
   the error code the sender got;
 - writes: `ack` (and the row was written as acknowledged), or the error code (and nothing was written).
+  `layer.add` probes with a fresh library layer of the map's workspace, which a guest cannot see
+  (`not_found`): a guest adds only layers already shared with them.
 
 The rules the table follows: a private map is for its creator, admins and owners, and accepted
 collaborators; workspace maps for members (viewers view and comment, editors also edit); anyone views
-a public map, but without a role or a grant nobody comments or edits there. Signed-in people who
-may see a map share cursor and selection; anonymous visitors may send only `hello`.
+a public map, but without a role or a grant nobody comments or edits there. Layer and map changes
+(`layer.*`, `map.view`, `map.settings` without visibility) follow the feature edits: they need `edit`
+on the map. Signed-in people who may see a map share cursor and selection; anonymous visitors may
+send only `hello`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import typing
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import transaction
 
 from apps.collaboration import protocol
@@ -46,9 +53,9 @@ from apps.collaboration.routing import websocket_urlpatterns
 from apps.collaboration.tests.conftest import Socket, open_socket, run
 from apps.comments.models import Comment
 from apps.layers.models import Feature, Layer
-from apps.maps.models import Map
+from apps.maps.models import Map, MapLayer
 from tests.authz_world import ACTORS, World, build_world
-from tests.factories import FeatureFactory
+from tests.factories import FeatureFactory, LayerFactory, MapLayerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,6 +73,13 @@ POLICY: dict[tuple[str, str], str] = {
     ("private", "feature.update"):        "ack     ack      -        -          ack        -          -",
     ("private", "feature.delete"):        "ack     ack      -        -          ack        -          -",
     ("private", "comment.create"):        "ack     ack      -        -          ack        -          -",
+    ("private", "layer.add"):             "ack     ack      -        -          not_found  -          -",
+    ("private", "layer.remove"):          "ack     ack      -        -          ack        -          -",
+    ("private", "layer.reorder"):         "ack     ack      -        -          ack        -          -",
+    ("private", "layer.display"):         "ack     ack      -        -          ack        -          -",
+    ("private", "layer.style"):           "ack     ack      -        -          ack        -          -",
+    ("private", "map.view"):              "ack     ack      -        -          ack        -          -",
+    ("private", "map.settings"):          "ack     ack      -        -          ack        -          -",
 
     ("workspace", CONNECT):               "open    open     open     open       4404       4404       4404",
     ("workspace", "hello"):               "synced  synced   synced   synced     -          -          -",
@@ -75,6 +89,13 @@ POLICY: dict[tuple[str, str], str] = {
     ("workspace", "feature.update"):      "ack     ack      ack      forbidden  -          -          -",
     ("workspace", "feature.delete"):      "ack     ack      ack      forbidden  -          -          -",
     ("workspace", "comment.create"):      "ack     ack      ack      ack        -          -          -",
+    ("workspace", "layer.add"):           "ack     ack      ack      forbidden  -          -          -",
+    ("workspace", "layer.remove"):        "ack     ack      ack      forbidden  -          -          -",
+    ("workspace", "layer.reorder"):       "ack     ack      ack      forbidden  -          -          -",
+    ("workspace", "layer.display"):       "ack     ack      ack      forbidden  -          -          -",
+    ("workspace", "layer.style"):         "ack     ack      ack      forbidden  -          -          -",
+    ("workspace", "map.view"):            "ack     ack      ack      forbidden  -          -          -",
+    ("workspace", "map.settings"):        "ack     ack      ack      forbidden  -          -          -",
 
     ("public", CONNECT):                  "open    open     open     open       open       open       open",
     ("public", "hello"):                  "synced  synced   synced   synced     synced     synced     synced",
@@ -84,6 +105,13 @@ POLICY: dict[tuple[str, str], str] = {
     ("public", "feature.update"):         "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
     ("public", "feature.delete"):         "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
     ("public", "comment.create"):         "ack     ack      ack      ack        forbidden  forbidden  forbidden",
+    ("public", "layer.add"):              "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
+    ("public", "layer.remove"):           "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
+    ("public", "layer.reorder"):          "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
+    ("public", "layer.display"):          "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
+    ("public", "layer.style"):            "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
+    ("public", "map.view"):               "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
+    ("public", "map.settings"):           "ack     ack      ack      forbidden  forbidden  forbidden  forbidden",
 
     ("b-workspace", CONNECT):             "4404    4404     4404     4404       open       open       4404",
     ("b-workspace", "hello"):             "-       -        -        -          synced     synced     -",
@@ -93,6 +121,13 @@ POLICY: dict[tuple[str, str], str] = {
     ("b-workspace", "feature.update"):    "-       -        -        -          ack        forbidden  -",
     ("b-workspace", "feature.delete"):    "-       -        -        -          ack        forbidden  -",
     ("b-workspace", "comment.create"):    "-       -        -        -          ack        ack        -",
+    ("b-workspace", "layer.add"):         "-       -        -        -          ack        forbidden  -",
+    ("b-workspace", "layer.remove"):      "-       -        -        -          ack        forbidden  -",
+    ("b-workspace", "layer.reorder"):     "-       -        -        -          ack        forbidden  -",
+    ("b-workspace", "layer.display"):     "-       -        -        -          ack        forbidden  -",
+    ("b-workspace", "layer.style"):       "-       -        -        -          ack        forbidden  -",
+    ("b-workspace", "map.view"):          "-       -        -        -          ack        forbidden  -",
+    ("b-workspace", "map.settings"):      "-       -        -        -          ack        forbidden  -",
 }
 # fmt: on
 
@@ -178,6 +213,37 @@ def _comment_with(map: Map, marker: str) -> bool:
     return Comment.objects.unscoped().filter(map=map, body=marker).exists()
 
 
+def _fresh_layer(map: Map, *, on_map: bool) -> Layer:
+    """A library layer of the map's workspace, by the map's creator; on the map or not yet."""
+    layer = LayerFactory(workspace=map.workspace, created_by=map.created_by, is_global=True)
+    if on_map:
+        MapLayerFactory(map=map, layer=layer, workspace=map.workspace, display_order=100)
+    return layer
+
+
+def _on_map(map: Map, layer: Layer) -> bool:
+    return MapLayer.objects.unscoped().filter(map=map, layer=layer).exists()
+
+
+def _layer_order(map: Map, *, at_least: int = 0) -> list[str]:
+    while MapLayer.objects.unscoped().filter(map=map).count() < at_least:
+        _fresh_layer(map, on_map=True)
+    entries = MapLayer.objects.unscoped().filter(map=map).order_by("display_order", "id")
+    return [str(layer_id) for layer_id in entries.values_list("layer_id", flat=True)]
+
+
+def _placement_opacity(map: Map, layer: Layer) -> float:
+    return MapLayer.objects.unscoped().get(map=map, layer=layer).opacity
+
+
+def _layer_colour(layer: Layer) -> str | None:
+    return Layer.objects.unscoped().get(pk=layer.pk).style_config.get("color")
+
+
+def _map_row(map: Map) -> Map:
+    return Map.objects.unscoped().get(pk=map.pk)
+
+
 class Probe:
     """Sends each message type over one connection and turns what came back into a table cell."""
 
@@ -254,6 +320,43 @@ class Probe:
         reply = await self._write(type="feature.delete", layer=str(layer.pk), feature_id=feature_id, base_version=1)
         return self._cell(reply, written=await database_sync_to_async(_feature_row)(feature_id) is None)
 
+    async def _layer_add(self) -> str:
+        layer = await database_sync_to_async(_fresh_layer)(self.target.map, on_map=False)
+        reply = await self._write(type="layer.add", layer=str(layer.pk))
+        return self._cell(reply, written=await database_sync_to_async(_on_map)(self.target.map, layer))
+
+    async def _layer_remove(self) -> str:
+        layer = await database_sync_to_async(_fresh_layer)(self.target.map, on_map=True)
+        reply = await self._write(type="layer.remove", layer=str(layer.pk))
+        return self._cell(reply, written=not await database_sync_to_async(_on_map)(self.target.map, layer))
+
+    async def _layer_reorder(self) -> str:
+        wanted = list(reversed(await database_sync_to_async(_layer_order)(self.target.map, at_least=2)))
+        reply = await self._write(type="layer.reorder", layers=wanted)
+        return self._cell(reply, written=await database_sync_to_async(_layer_order)(self.target.map) == wanted)
+
+    async def _layer_display(self) -> str:
+        opacity = round(random.uniform(0.01, 0.99), 6)
+        reply = await self._write(type="layer.display", layer=str(self.target.layer.pk), opacity=opacity)
+        stored = await database_sync_to_async(_placement_opacity)(self.target.map, self.target.layer)
+        return self._cell(reply, written=stored == opacity)
+
+    async def _layer_style(self) -> str:
+        color = f"#{uuid.uuid4().hex[:6]}"
+        layer = self.target.layer
+        reply = await self._write(type="layer.style", layer=str(layer.pk), style_config={"color": color})
+        return self._cell(reply, written=await database_sync_to_async(_layer_colour)(layer) == color)
+
+    async def _map_view(self) -> str:
+        zoom = round(random.uniform(1, 20), 6)
+        reply = await self._write(type="map.view", zoom=zoom)
+        return self._cell(reply, written=(await database_sync_to_async(_map_row)(self.target.map)).zoom == zoom)
+
+    async def _map_settings(self) -> str:
+        marker = uuid.uuid4().hex
+        reply = await self._write(type="map.settings", name=marker)
+        return self._cell(reply, written=(await database_sync_to_async(_map_row)(self.target.map)).name == marker)
+
     async def _comment_create(self) -> str:
         marker = uuid.uuid4().hex
         reply = await self._write(type="comment.create", body=marker)
@@ -312,9 +415,14 @@ def test_each_socket_message_is_answered_as_the_rules_say_for_each_actor(world: 
     assert not mismatches, "\n".join(mismatches)
 
 
-def test_the_map_socket_is_the_only_websocket_route() -> None:
-    """A new socket route needs its own matrix before it ships."""
-    assert [str(pattern.pattern) for pattern in websocket_urlpatterns] == ["ws/maps/<uuid:map_id>/"]
+def test_every_websocket_route_has_a_matrix() -> None:
+    """A new socket route needs its own matrix before it ships: this module, or the one named here."""
+    matrices = {
+        "ws/maps/<uuid:map_id>/": "tests/test_socket_authorization_matrix.py",
+        "ws/me/": "tests/test_user_socket_authorization_matrix.py",
+    }
+    assert [str(pattern.pattern) for pattern in websocket_urlpatterns] == list(matrices)
+    assert all((Path(settings.BASE_DIR) / module).is_file() for module in matrices.values())
 
 
 def test_every_client_message_type_has_a_policy_row_for_every_map() -> None:
@@ -323,7 +431,7 @@ def test_every_client_message_type_has_a_policy_row_for_every_map() -> None:
 
 
 def test_every_policy_row_has_a_cell_per_actor_from_the_known_outcomes() -> None:
-    known = {"open", "4404", "-", "synced", "relayed", "ack", "forbidden"}
+    known = {"open", "4404", "-", "synced", "relayed", "ack", "forbidden", "not_found"}
     for map_kind, message in POLICY:
         cells = expected(map_kind, message)
         assert set(cells.values()) <= known, (map_kind, message, cells)

@@ -61,3 +61,16 @@ def access_changed(*, user_id: int, workspace_id: object | None = None, map_id: 
 def map_access_changed(*, map_id: object, workspace_id: object) -> None:
     """Everyone on the map re-checks access (visibility changed, share link rotated)."""
     _send(map_group(str(map_id)), {"type": "access.changed", "workspace_id": str(workspace_id), "map_id": str(map_id)})
+
+
+def publish_job_progress(message: dict[str, Any], *, owner_id: int | None, map_ids: list[UUID]) -> None:
+    """A job's state to its owner's sockets (with `error`) and to the sockets of the maps showing it (without).
+
+    The map copy names the owner so the owner's own map sockets, which also hear
+    the user-group copy, can skip it.
+    """
+    if owner_id is not None:
+        _send(user_group(owner_id), {"type": "job.progress", "message": message})
+    shared = {**message, "error": None}
+    for map_id in map_ids:
+        _send(map_group(map_id), {"type": "job.progress", "message": shared, "owner": owner_id})

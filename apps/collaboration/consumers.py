@@ -2,7 +2,11 @@
 
 An adapter like a REST view: the middleware authenticates, `apps.maps.permissions`
 decides (through the selectors), `protocol.py` validates every frame, and writes
-go through the same services REST calls. No ORM here.
+go through the same services REST calls (`writes.py`, one transaction each). No ORM here.
+
+Channel groups: every connection joins its map's group; a signed-in one also
+joins its user's group (`access.changed`, and `job.progress` for the user's own
+jobs, which then skips the map group's copy).
 
 Concurrency: Channels hands one consumer its websocket frames and channel-layer
 messages one at a time, so a handler never races another handler of the same
@@ -13,7 +17,6 @@ nothing but Redis.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -23,23 +26,17 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.gis.geos import Point
 
 from apps.accounts.models import User
 from apps.collaboration import presence
+from apps.collaboration.auth import INVALID_TOKEN
 from apps.collaboration.broadcast import event_message, map_group, user_group
 from apps.collaboration.protocol import (
-    Ack,
     CloseCode,
-    CommentCreate,
-    Conflict,
     Cursor,
     CursorMoved,
     Error,
     ErrorCode,
-    FeatureCreate,
-    FeatureDelete,
-    FeatureUpdate,
     Hello,
     Permissions,
     PresenceJoin,
@@ -55,21 +52,8 @@ from apps.collaboration.protocol import (
     out,
     parse_client_message,
 )
-from apps.collaboration.selectors import (
-    SocketAdmission,
-    latest_map_event,
-    map_last_seq,
-    map_replay,
-    socket_admission,
-)
-from apps.comments.selectors import comment_access, rights_on_map
-from apps.comments.services import comment_create
-from apps.core import errors
-from apps.layers.selectors import LayerAccess, feature_in, layer_access
-from apps.layers.services import FeatureInput, feature_delete, feature_update, features_create
-from apps.maps.permissions import LayerAction
-from apps.maps.selectors import map_layer_on
-from apps.workspaces.tenancy import workspace_scope
+from apps.collaboration.selectors import SocketAdmission, map_last_seq, map_replay, socket_admission
+from apps.collaboration.writes import write_reply
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +63,6 @@ REPLAY_LIMIT = 1000
 EPHEMERAL_RATE, EPHEMERAL_BURST = 20.0, 20
 # Writes: excess is refused with `rate_limited`, since every write is owed an answer.
 WRITE_RATE, WRITE_BURST = 10.0, 20
-
-Reply = dict[str, Any]
 
 
 class TokenBucket:
@@ -98,15 +80,6 @@ class TokenBucket:
             return False
         self.tokens -= 1
         return True
-
-
-# --- writes: run in a worker thread, against rights loaded afresh for each message ----------
-
-_ERROR_CODES: tuple[tuple[type[errors.ApplicationError], str], ...] = (
-    (errors.NotFound, ErrorCode.NOT_FOUND),
-    (errors.PermissionDenied, ErrorCode.FORBIDDEN),
-    (errors.Conflict, ErrorCode.ALREADY_EXISTS),
-)
 
 
 CURSOR_BATCH_SECONDS = 0.03
@@ -150,125 +123,6 @@ def cursor_batcher(layer: Any, group: str) -> CursorBatcher:
     return batcher
 
 
-def _error_reply(exc: errors.ApplicationError, client_msg_id: str | None) -> Reply:
-    code = next((code for cls, code in _ERROR_CODES if isinstance(exc, cls)), ErrorCode.INVALID)
-    return out(Error(code=code, message=exc.message, client_msg_id=client_msg_id, field=exc.field))
-
-
-def write_reply(user: User, map_id: str, message: WriteMessage) -> Reply:
-    """Authorise one write with the actor's current rights, run it through its service, answer it.
-
-    Rights are reloaded per message rather than trusted from connect time, so a
-    demotion takes effect on the very next write even before the socket hears of it.
-    """
-    try:
-        admission = socket_admission(user, map_id, share_token=None)
-        if admission is None:
-            raise errors.NotFound()
-        with workspace_scope(admission.map.workspace_id):
-            return _WRITERS[message.type](user, admission, message)
-    except errors.ApplicationError as exc:
-        return _error_reply(exc, message.client_msg_id)
-
-
-def _editable_layer(admission: SocketAdmission, layer_id: object) -> LayerAccess:
-    # Only layers on this socket's map: the write's event must reach this map's log.
-    map_layer_on(admission.map, str(layer_id))
-    return layer_access(admission.actor, str(layer_id), action=LayerAction.EDIT)
-
-
-def _feature_ack(
-    admission: SocketAdmission, message: WriteMessage, event_type: str, feature_id: int, version: int
-) -> Reply:
-    event = latest_map_event(admission.map, type=event_type, payload={"id": feature_id, "version": version})
-    return out(
-        Ack(
-            client_msg_id=message.client_msg_id,
-            seq=event.seq if event else None,
-            feature_id=feature_id,
-            version=version,
-        )
-    )
-
-
-def _conflict(access: LayerAccess, message: FeatureUpdate | FeatureDelete, exc: errors.ApplicationError) -> Reply:
-    """Nothing was written; send the feature as it is now (None: it no longer exists)."""
-    try:
-        feature = feature_in(access.layer, message.feature_id)
-    except errors.NotFound:
-        current = None
-    else:
-        current = {
-            "id": feature.pk,
-            "layer": str(feature.layer_id),
-            "version": feature.version,
-            "geometry": json.loads(feature.geom.json),
-            "properties": feature.properties,
-        }
-    return out(
-        Conflict(
-            client_msg_id=message.client_msg_id, feature_id=message.feature_id, message=exc.message, current=current
-        )
-    )
-
-
-def _feature_create(user: User, admission: SocketAdmission, message: FeatureCreate) -> Reply:
-    access = _editable_layer(admission, message.layer)
-    inputs = [FeatureInput(message.geometry, message.properties, message.external_id)]
-    [feature] = features_create(access=access, user=user, inputs=inputs)
-    return _feature_ack(admission, message, "feature.created", feature.pk, feature.version)
-
-
-def _feature_update(user: User, admission: SocketAdmission, message: FeatureUpdate) -> Reply:
-    access = _editable_layer(admission, message.layer)
-    try:
-        feature = feature_update(
-            access=access,
-            user=user,
-            feature_id=message.feature_id,
-            base_version=message.base_version,
-            geometry=message.geometry,
-            properties=message.properties,
-            replace=message.replace,
-        )
-    except (errors.StaleVersion, errors.NotFound) as exc:
-        return _conflict(access, message, exc)
-    return _feature_ack(admission, message, "feature.updated", feature.pk, feature.version)
-
-
-def _feature_delete(user: User, admission: SocketAdmission, message: FeatureDelete) -> Reply:
-    access = _editable_layer(admission, message.layer)
-    try:
-        feature_delete(access=access, user=user, feature_id=message.feature_id, base_version=message.base_version)
-    except (errors.StaleVersion, errors.NotFound) as exc:
-        return _conflict(access, message, exc)
-    return _feature_ack(admission, message, "feature.deleted", message.feature_id, message.base_version)
-
-
-def _comment_create(user: User, admission: SocketAdmission, message: CommentCreate) -> Reply:
-    parent = comment_access(admission.actor, message.parent)[0] if message.parent else None
-    anchor = Point(message.anchor.lng, message.anchor.lat, srid=4326) if message.anchor else None
-    comment = comment_create(
-        user=user,
-        rights=rights_on_map(admission.actor, admission.map),
-        map=admission.map,
-        body=message.body,
-        parent=parent,
-        anchor=anchor,
-        anchor_zoom=message.anchor_zoom,
-    )
-    event = latest_map_event(admission.map, type="comment.created", payload={"comment": str(comment.pk)})
-    return out(Ack(client_msg_id=message.client_msg_id, seq=event.seq if event else None, comment_id=str(comment.pk)))
-
-
-_WRITERS: dict[str, Any] = {
-    "feature.create": _feature_create,
-    "feature.update": _feature_update,
-    "feature.delete": _feature_delete,
-    "comment.create": _comment_create,
-}
-
-
 # --- the consumer ----------------------------------------------------------------------------
 
 
@@ -296,6 +150,9 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
         self.writes = TokenBucket(WRITE_RATE, WRITE_BURST)
         # Accept first so a refusal carries a close code the client can read (a refused handshake cannot).
         await self.accept()
+        if self.scope.get("auth_error") == INVALID_TOKEN:
+            await self._close(CloseCode.UNAUTHENTICATED)
+            return
         admission = await database_sync_to_async(socket_admission)(self.user, self.map_id, share_token=self.share_token)
         if admission is None:
             await self._close(CloseCode.NOT_FOUND)
@@ -515,6 +372,12 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
 
     async def selection_changed(self, event: dict[str, Any]) -> None:
         await self._relay(event)
+
+    async def job_progress(self, event: dict[str, Any]) -> None:
+        """A job's state. The owner hears of it through their user group, so the map's copy skips them."""
+        if self.closed or (event.get("owner") is not None and event.get("owner") == self.user.pk):
+            return
+        await self.send_json(event["message"])
 
     async def access_changed(self, event: dict[str, Any]) -> None:
         """Someone changed who may see this map (or what this user may do): re-check, close if access is gone."""

@@ -9,13 +9,16 @@ prose version of this module; keep them together.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from apps.maps.models import Basemap, Visibility
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SELECTION = 500
+MAX_LAYERS = 500
 CLIENT_MSG_ID_MAX = 64
 
 
@@ -37,6 +40,7 @@ class ErrorCode:
 class CloseCode:
     NOT_FOUND = 4404  # unknown map, or one this connection may not see (never told apart)
     ACCESS_REVOKED = 4403  # access was withdrawn while connected
+    UNAUTHENTICATED = 4401  # the token names no active API token, or (on /ws/me/) nobody is signed in
 
 
 # --- client → server ------------------------------------------------------------------
@@ -111,11 +115,120 @@ class CommentCreate(_WriteMessage):
     anchor_zoom: Annotated[float, Field(ge=0, le=24)] | None = None
 
 
+Opacity = Annotated[float, Field(ge=0, le=1)]
+
+
+class _ChangeMessage(_WriteMessage):
+    """A write that sets some of `CHANGEABLE`: at least one, and a null means "leave as is"."""
+
+    CHANGEABLE: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> _ChangeMessage:
+        if not self.changes():
+            raise ValueError(f"send at least one of: {', '.join(self.CHANGEABLE)}")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {name: value for name in self.CHANGEABLE if (value := getattr(self, name)) is not None}
+
+
+class LayerAdd(_WriteMessage):
+    """Put a layer the sender can see (the workspace library, another map) on this map."""
+
+    type: Literal["layer.add"]
+    layer: UUID
+    display_order: Annotated[int, Field(ge=0)] | None = None
+    is_visible: bool | None = None
+    opacity: Opacity | None = None
+
+    def placement(self) -> dict[str, Any]:
+        fields = {"display_order": self.display_order, "is_visible": self.is_visible, "opacity": self.opacity}
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+class LayerRemove(_WriteMessage):
+    type: Literal["layer.remove"]
+    layer: UUID
+
+
+class LayerReorder(_WriteMessage):
+    type: Literal["layer.reorder"]
+    layers: list[UUID] = Field(min_length=1, max_length=MAX_LAYERS)  # every layer on the map, bottom first
+
+
+class LayerDisplay(_ChangeMessage):
+    """How this map shows one of its layers (the saved default every viewer starts from)."""
+
+    CHANGEABLE = ("is_visible", "opacity")
+    type: Literal["layer.display"]
+    layer: UUID
+    is_visible: bool | None = None
+    opacity: Opacity | None = None
+
+
+class LayerStyle(_ChangeMessage):
+    """The layer's own style and legend: every map showing the layer changes with it."""
+
+    CHANGEABLE = ("style_config", "legend_config")
+    type: Literal["layer.style"]
+    layer: UUID
+    style_config: dict[str, Any] | None = None  # validated by the layer service (apps/layers/configs.py)
+    legend_config: dict[str, Any] | None = None
+
+
+class MapView(_ChangeMessage):
+    """The map's saved view, where everyone opening it starts."""
+
+    CHANGEABLE = ("center", "zoom", "bearing", "pitch")
+    type: Literal["map.view"]
+    center: LngLat | None = None
+    zoom: Annotated[float, Field(ge=0, le=24)] | None = None
+    bearing: Annotated[float, Field(ge=-180, le=360)] | None = None
+    pitch: Annotated[float, Field(ge=0, le=85)] | None = None
+
+
+class MapSettings(_ChangeMessage):
+    """Name, description and basemap need `edit`; visibility needs `manage`."""
+
+    CHANGEABLE = ("name", "description", "basemap", "visibility")
+    type: Literal["map.settings"]
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    basemap: Basemap | None = None
+    visibility: Visibility | None = None
+
+
 ClientMessage = Annotated[
-    Hello | Cursor | Selection | FeatureCreate | FeatureUpdate | FeatureDelete | CommentCreate,
+    Hello
+    | Cursor
+    | Selection
+    | FeatureCreate
+    | FeatureUpdate
+    | FeatureDelete
+    | CommentCreate
+    | LayerAdd
+    | LayerRemove
+    | LayerReorder
+    | LayerDisplay
+    | LayerStyle
+    | MapView
+    | MapSettings,
     Field(discriminator="type"),
 ]
-WriteMessage = FeatureCreate | FeatureUpdate | FeatureDelete | CommentCreate
+WriteMessage = (
+    FeatureCreate
+    | FeatureUpdate
+    | FeatureDelete
+    | CommentCreate
+    | LayerAdd
+    | LayerRemove
+    | LayerReorder
+    | LayerDisplay
+    | LayerStyle
+    | MapView
+    | MapSettings
+)
 _CLIENT_MESSAGE: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 
@@ -226,6 +339,7 @@ class Ack(_ServerMessage):
     feature_id: int | None = None
     version: int | None = None
     comment_id: str | None = None
+    layer: str | None = None
 
 
 class Conflict(_ServerMessage):
@@ -261,6 +375,27 @@ class Resync(_ServerMessage):
 class Permissions(_ServerMessage):
     type: Literal["permissions"] = "permissions"
     permissions: list[str]
+
+
+class JobProgress(_ServerMessage):
+    """A background job's state. Its owner gets `error`; others on a map showing its layer do not."""
+
+    type: Literal["job"] = "job"
+    job_id: str
+    kind: str
+    status: str
+    progress: int
+    phase: str
+    layer: str | None
+    map: str | None
+    error: str | None = None
+
+
+class Ready(_ServerMessage):
+    """The first message on `/ws/me/`: whose socket it is."""
+
+    type: Literal["ready"] = "ready"
+    user_id: int
 
 
 def out(message: BaseModel) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict
+from apps.jobs.live import job_progress_push
 from apps.jobs.models import FINISHED_STATUSES, Job, JobStatus
 
 
@@ -22,6 +23,7 @@ def job_cancel(*, job: Job) -> Job:
     job.finished_at = timezone.now()
     job.phase = "cancelled"
     job.save(update_fields=["cancel_requested", "status", "finished_at", "phase", "updated_at"])
+    job_progress_push(job=job, status=job.status, progress=job.progress, phase=job.phase)
     if job.celery_task_id:
         task_id = job.celery_task_id
         transaction.on_commit(lambda: _revoke(task_id))
@@ -53,6 +55,7 @@ def job_start(*, job: Job, task_id: str = "") -> Job | None:
     job.started_at = job.started_at or timezone.now()
     job.celery_task_id = task_id or job.celery_task_id
     job.save(update_fields=["status", "attempts", "started_at", "celery_task_id", "updated_at"])
+    job_progress_push(job=job, status=job.status, progress=job.progress, phase=job.phase)
     return job
 
 
@@ -60,11 +63,12 @@ def job_report(*, job: Job, phase: str, progress: int) -> bool:
     """Write a running job's phase and percent; return True when the user asked to cancel it.
 
     Only touches a running job, so a late report cannot overwrite a finished one.
+    Pushed to its sockets at most every `live.PUSH_INTERVAL_SECONDS`.
     """
     jobs = Job.objects.for_workspace(job.workspace_id).filter(pk=job.pk)
-    jobs.filter(status=JobStatus.RUNNING).update(
-        phase=phase[:200], progress=max(0, min(progress, 100)), updated_at=timezone.now()
-    )
+    phase, progress = phase[:200], max(0, min(progress, 100))
+    if jobs.filter(status=JobStatus.RUNNING).update(phase=phase, progress=progress, updated_at=timezone.now()):
+        job_progress_push(job=job, status=JobStatus.RUNNING, progress=progress, phase=phase, throttled=True)
     return bool(jobs.filter(cancel_requested=True).exists())
 
 
@@ -87,6 +91,8 @@ def job_succeed(*, job: Job, result: dict[str, Any], layer_id: object = None) ->
         locked.layer_id = layer_id
         fields.append("layer")
     locked.save(update_fields=fields)
+    # On the caller's commit: a rolled-back import is never announced as done.
+    job_progress_push(job=locked, status=locked.status, progress=100, phase=locked.phase, layer_id=locked.layer_id)
     return True
 
 
@@ -102,6 +108,7 @@ def job_fail(*, job: Job, error: str, result: dict[str, Any] | None = None) -> N
     }
     if result is not None:
         updates["result"] = result
-    Job.objects.for_workspace(job.workspace_id).filter(pk=job.pk).exclude(status__in=FINISHED_STATUSES).update(
-        **updates
-    )
+    unfinished = Job.objects.for_workspace(job.workspace_id).filter(pk=job.pk).exclude(status__in=FINISHED_STATUSES)
+    progress = unfinished.values_list("progress", flat=True).first()
+    if progress is not None and unfinished.update(**updates):
+        job_progress_push(job=job, status=JobStatus.FAILED, progress=progress, phase="failed", error=error)

@@ -81,7 +81,8 @@ def layer_update(*, access: LayerAccess, user: User, fields: dict[str, Any]) -> 
     needed = LayerAction.MANAGE if set(fields) & LAYER_MANAGE_FIELDS else LayerAction.EDIT
     if not access.allows(needed):
         raise PermissionDenied(f"You may not {needed} this layer.")
-    for name, value in _validated_blobs(fields, layer.source_type, layer.attribute_schema).items():
+    clean = _validated_blobs(fields, layer.source_type, layer.attribute_schema)
+    for name, value in clean.items():
         setattr(layer, name, value)
     layer.save(update_fields=[*fields, "updated_at"])
     if set(fields) & TILE_AFFECTING_FIELDS:
@@ -89,7 +90,9 @@ def layer_update(*, access: LayerAccess, user: User, fields: dict[str, Any]) -> 
         Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(data_version=F("data_version") + 1)
         layer.refresh_from_db(fields=["data_version"])
         transaction.on_commit(lambda: _schedule_tiling(layer))
-    _layer_event(access, user, "layer.updated", {"layer": str(layer.pk), "fields": sorted(fields)})
+    # Style and legend travel with the event so open maps restyle without a reload; the rest is refetched.
+    drawn = {name: clean[name] for name in sorted(LAYER_CONTENT_FIELDS & set(clean))}
+    _layer_event(access, user, "layer.updated", {"layer": str(layer.pk), "fields": sorted(fields), **drawn})
     return layer
 
 

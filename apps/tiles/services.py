@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.cache import cache
 from django.db import transaction
-from django.utils import timezone
 
-from apps.jobs.models import Job, JobKind, JobStatus
+from apps.jobs.models import Job, JobKind
+from apps.jobs.services import job_report, job_start, job_succeed
 from apps.layers.aggregates import attribute_stats
 from apps.layers.models import GeometryType, Layer
 from apps.tiles.aggregates import build_point_clusters
@@ -48,23 +48,21 @@ def layer_tiling_schedule(*, layer: Layer) -> Job | None:
 
 def layer_tiling_execute(*, job: Job) -> None:
     """Build the aggregates for the layer's current version and warm its attribute stats."""
-    jobs = Job.objects.for_workspace(job.workspace_id)
     layer = Layer.objects.for_workspace(job.workspace_id).filter(pk=job.layer_id).first()
     cache.delete(f"tiling:pending:{job.layer_id}")
     if layer is None or job.is_finished:
         return
-    jobs.filter(pk=job.pk).update(status=JobStatus.RUNNING, started_at=timezone.now(), phase="tiling", progress=5)
+    # Through the job services, so the maps showing the layer see the progress live.
+    claimed = job_start(job=job)
+    if claimed is None:
+        return
+    job_report(job=claimed, phase="tiling", progress=5)
     style = layer.style_config or {}
     numeric = [a for a in style.get("cluster_properties", []) if layer.attribute_schema.get(a) in ("integer", "number")]
     cells = build_point_clusters(
         layer, max_zoom=style.get("cluster_max_zoom", 11), cells_per_tile=CLUSTER_CELLS, attributes=numeric
     )
-    jobs.filter(pk=job.pk).update(phase="stats", progress=90)
+    job_report(job=claimed, phase="stats", progress=90)
     attribute_stats(layer)
-    jobs.filter(pk=job.pk).update(
-        status=JobStatus.SUCCEEDED,
-        progress=100,
-        phase="done",
-        finished_at=timezone.now(),
-        result={"cells": cells, "data_version": layer.data_version},
-    )
+    with transaction.atomic():
+        job_succeed(job=claimed, result={"cells": cells, "data_version": layer.data_version})

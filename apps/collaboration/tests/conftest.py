@@ -149,6 +149,13 @@ async def open_socket(
     query: str = "",
 ) -> tuple[Socket, dict[str, Any]]:
     """Connect as `user` (session cookie), or with an API token, or anonymously; returns the first message."""
+    path = f"/ws/maps/{map_id}/" + (f"?{query}" if query else "")
+    return await open_path(path, user=user, token=token, origin=origin)
+
+
+async def open_path(
+    path: str, *, user: User | None = None, token: str | None = None, origin: bytes | None = ORIGIN
+) -> tuple[Socket, dict[str, Any]]:
     headers = [(b"host", b"testserver")]
     if origin is not None:
         headers.append((b"origin", origin))
@@ -156,7 +163,6 @@ async def open_socket(
         headers.append((b"cookie", (await database_sync_to_async(session_cookie)(user)).encode()))
     if token is not None:
         headers.append((b"authorization", f"Token {token}".encode()))
-    path = f"/ws/maps/{map_id}/" + (f"?{query}" if query else "")
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect()
     socket = Socket(communicator)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from apps.collaboration.tests.conftest import api_token, open_socket, run
+from apps.collaboration.tests.conftest import ORIGIN, api_token, open_socket, run
 from apps.maps.models import Visibility
 from apps.workspaces.models import Role
 from tests.factories import MapFactory, MembershipFactory, UserFactory
@@ -125,5 +125,66 @@ def test_a_foreign_origin_is_refused_before_the_consumer_runs() -> None:
         ok, _ = await open_socket(map.pk, user=editor, origin=b"http://testserver")
         assert ok.close_code is None
         await ok.disconnect()
+
+    run(scenario)
+
+
+def test_a_script_with_an_api_token_connects_without_an_origin_and_any_cookie_it_sends_is_ignored() -> None:
+    assert settings.DEBUG is False
+    map = MapFactory()
+    editor = MembershipFactory(workspace=map.workspace, role=Role.EDITOR).user
+    admin = MembershipFactory(workspace=map.workspace, role=Role.ADMIN).user
+    key = api_token(editor)
+
+    async def scenario() -> None:
+        socket, state = await open_socket(map.pk, token=key, origin=None)
+        assert state["you"]["user_id"] == editor.pk
+        await socket.disconnect()
+        # Without an Origin only the token speaks: an admin's cookie alongside it grants nothing.
+        mixed, state = await open_socket(map.pk, token=key, user=admin, origin=None)
+        assert (state["you"]["user_id"], state["you"]["role"]) == (editor.pk, "editor")
+        await mixed.disconnect()
+
+    run(scenario)
+
+
+def test_a_session_cookie_without_an_origin_is_refused_at_the_handshake() -> None:
+    assert settings.DEBUG is False
+    map = MapFactory(visibility=Visibility.PUBLIC)
+    editor = MembershipFactory(workspace=map.workspace, role=Role.EDITOR).user
+
+    async def scenario() -> None:
+        for user in (editor, None):  # a cookie, or nothing at all: neither is a script with a token
+            socket, state = await open_socket(map.pk, user=user, origin=None, query=f"share={map.share_token}")
+            assert state == {}
+            assert socket.close_code is not None  # never accepted
+            await socket.disconnect()
+
+    run(scenario)
+
+
+def test_a_token_does_not_excuse_a_foreign_origin() -> None:
+    assert settings.DEBUG is False
+    map = MapFactory()
+    key = api_token(MembershipFactory(workspace=map.workspace, role=Role.EDITOR).user)
+
+    async def scenario() -> None:
+        socket, state = await open_socket(map.pk, token=key, origin=b"https://evil.example")
+        assert state == {} and socket.close_code is not None
+        await socket.disconnect()
+
+    run(scenario)
+
+
+def test_an_unknown_token_closes_with_4401_instead_of_falling_back_to_the_cookie() -> None:
+    map = MapFactory()
+    editor = MembershipFactory(workspace=map.workspace, role=Role.EDITOR).user
+
+    async def scenario() -> None:
+        for origin, user in ((None, None), (ORIGIN, editor)):
+            socket, state = await open_socket(map.pk, token="not-a-token", user=user, origin=origin)
+            assert state == {}
+            assert await socket.closed() == 4401
+            await socket.disconnect()
 
     run(scenario)

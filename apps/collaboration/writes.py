@@ -1,0 +1,239 @@
+"""Writes from the map socket: each authorised afresh, run through the service REST calls, answered once.
+
+Every writer runs inside one transaction opened by `write_reply`. The service's
+`MapEvent` append locks the map row until that transaction commits, so reading
+the map's `last_event_seq` before leaving it gives exactly the seq of the event
+this write appended (the `ack`'s `seq`), with no race against other writers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.gis.geos import Point
+from django.db import transaction
+
+from apps.accounts.models import User
+from apps.collaboration.protocol import (
+    Ack,
+    CommentCreate,
+    Conflict,
+    Error,
+    ErrorCode,
+    FeatureCreate,
+    FeatureDelete,
+    FeatureUpdate,
+    LayerAdd,
+    LayerDisplay,
+    LayerRemove,
+    LayerReorder,
+    LayerStyle,
+    MapSettings,
+    MapView,
+    WriteMessage,
+    out,
+)
+from apps.collaboration.selectors import SocketAdmission, map_last_seq, socket_admission
+from apps.comments.selectors import comment_access, rights_on_map
+from apps.comments.services import comment_create
+from apps.core import errors
+from apps.layers.selectors import LayerAccess, feature_in, layer_access
+from apps.layers.services import FeatureInput, feature_delete, feature_update, features_create, layer_update
+from apps.maps.permissions import LayerAction, MapAction
+from apps.maps.selectors import map_layer_on
+from apps.maps.services import map_layer_add, map_layer_remove, map_layer_update, map_layers_reorder, map_update
+from apps.workspaces.tenancy import workspace_scope
+
+Reply = dict[str, Any]
+
+_ERROR_CODES: tuple[tuple[type[errors.ApplicationError], str], ...] = (
+    (errors.NotFound, ErrorCode.NOT_FOUND),
+    (errors.PermissionDenied, ErrorCode.FORBIDDEN),
+    (errors.Conflict, ErrorCode.ALREADY_EXISTS),
+)
+
+
+def _error_reply(exc: errors.ApplicationError, client_msg_id: str | None) -> Reply:
+    code = next((code for cls, code in _ERROR_CODES if isinstance(exc, cls)), ErrorCode.INVALID)
+    return out(Error(code=code, message=exc.message, client_msg_id=client_msg_id, field=exc.field))
+
+
+def write_reply(user: User, map_id: str, message: WriteMessage) -> Reply:
+    """Authorise one write with the actor's current rights, run it through its service, answer it.
+
+    Rights are reloaded per message rather than trusted from connect time, so a
+    demotion takes effect on the very next write even before the socket hears of it.
+    """
+    try:
+        admission = socket_admission(user, map_id, share_token=None)
+        if admission is None:
+            raise errors.NotFound()
+        with workspace_scope(admission.map.workspace_id), transaction.atomic():
+            return _WRITERS[message.type](user, admission, message)
+    except errors.ApplicationError as exc:
+        return _error_reply(exc, message.client_msg_id)
+
+
+def _ack(admission: SocketAdmission, message: WriteMessage, **fields: Any) -> Reply:
+    """Called inside the writing transaction, after the service appended this map's event."""
+    return out(Ack(client_msg_id=message.client_msg_id, seq=map_last_seq(admission.map), **fields))
+
+
+def _require(admission: SocketAdmission, action: MapAction) -> None:
+    # The same order as REST: first may you change this map at all, then is the layer yours to use.
+    if action not in admission.actions:
+        raise errors.PermissionDenied(f"You may not {action} this map.")
+
+
+# --- features and comments ------------------------------------------------------------------
+
+
+def _editable_layer(admission: SocketAdmission, layer_id: object) -> LayerAccess:
+    # Only layers on this socket's map: the write's event must reach this map's log.
+    map_layer_on(admission.map, str(layer_id))
+    return layer_access(admission.actor, str(layer_id), action=LayerAction.EDIT)
+
+
+def _conflict(access: LayerAccess, message: FeatureUpdate | FeatureDelete, exc: errors.ApplicationError) -> Reply:
+    """Nothing was written; send the feature as it is now (None: it no longer exists)."""
+    try:
+        feature = feature_in(access.layer, message.feature_id)
+    except errors.NotFound:
+        current = None
+    else:
+        current = {
+            "id": feature.pk,
+            "layer": str(feature.layer_id),
+            "version": feature.version,
+            "geometry": json.loads(feature.geom.json),
+            "properties": feature.properties,
+        }
+    return out(
+        Conflict(
+            client_msg_id=message.client_msg_id, feature_id=message.feature_id, message=exc.message, current=current
+        )
+    )
+
+
+def _feature_create(user: User, admission: SocketAdmission, message: FeatureCreate) -> Reply:
+    access = _editable_layer(admission, message.layer)
+    inputs = [FeatureInput(message.geometry, message.properties, message.external_id)]
+    [feature] = features_create(access=access, user=user, inputs=inputs)
+    return _ack(admission, message, feature_id=feature.pk, version=feature.version)
+
+
+def _feature_update(user: User, admission: SocketAdmission, message: FeatureUpdate) -> Reply:
+    access = _editable_layer(admission, message.layer)
+    try:
+        feature = feature_update(
+            access=access,
+            user=user,
+            feature_id=message.feature_id,
+            base_version=message.base_version,
+            geometry=message.geometry,
+            properties=message.properties,
+            replace=message.replace,
+        )
+    except (errors.StaleVersion, errors.NotFound) as exc:
+        return _conflict(access, message, exc)
+    return _ack(admission, message, feature_id=feature.pk, version=feature.version)
+
+
+def _feature_delete(user: User, admission: SocketAdmission, message: FeatureDelete) -> Reply:
+    access = _editable_layer(admission, message.layer)
+    try:
+        feature_delete(access=access, user=user, feature_id=message.feature_id, base_version=message.base_version)
+    except (errors.StaleVersion, errors.NotFound) as exc:
+        return _conflict(access, message, exc)
+    return _ack(admission, message, feature_id=message.feature_id, version=message.base_version)
+
+
+def _comment_create(user: User, admission: SocketAdmission, message: CommentCreate) -> Reply:
+    parent = comment_access(admission.actor, message.parent)[0] if message.parent else None
+    anchor = Point(message.anchor.lng, message.anchor.lat, srid=4326) if message.anchor else None
+    comment = comment_create(
+        user=user,
+        rights=rights_on_map(admission.actor, admission.map),
+        map=admission.map,
+        body=message.body,
+        parent=parent,
+        anchor=anchor,
+        anchor_zoom=message.anchor_zoom,
+    )
+    return _ack(admission, message, comment_id=str(comment.pk))
+
+
+# --- layers on the map ----------------------------------------------------------------------
+
+
+def _layer_add(user: User, admission: SocketAdmission, message: LayerAdd) -> Reply:
+    _require(admission, MapAction.EDIT)
+    access = layer_access(admission.actor, str(message.layer))
+    map_layer_add(
+        actor=admission.actor,
+        user=user,
+        map=admission.map,
+        layer=access.layer,
+        layer_permissions=access.actions,
+        **message.placement(),
+    )
+    return _ack(admission, message, layer=str(message.layer))
+
+
+def _layer_remove(user: User, admission: SocketAdmission, message: LayerRemove) -> Reply:
+    _require(admission, MapAction.EDIT)
+    map_layer_remove(actor=admission.actor, user=user, entry=map_layer_on(admission.map, str(message.layer)))
+    return _ack(admission, message, layer=str(message.layer))
+
+
+def _layer_reorder(user: User, admission: SocketAdmission, message: LayerReorder) -> Reply:
+    _require(admission, MapAction.EDIT)
+    layer_ids = [str(layer_id) for layer_id in message.layers]
+    map_layers_reorder(actor=admission.actor, user=user, map=admission.map, layer_ids=layer_ids)
+    return _ack(admission, message)
+
+
+def _layer_display(user: User, admission: SocketAdmission, message: LayerDisplay) -> Reply:
+    _require(admission, MapAction.EDIT)
+    entry = map_layer_on(admission.map, str(message.layer))
+    map_layer_update(actor=admission.actor, user=user, entry=entry, fields=message.changes())
+    return _ack(admission, message, layer=str(message.layer))
+
+
+def _layer_style(user: User, admission: SocketAdmission, message: LayerStyle) -> Reply:
+    _require(admission, MapAction.EDIT)
+    layer_update(access=_editable_layer(admission, message.layer), user=user, fields=message.changes())
+    return _ack(admission, message, layer=str(message.layer))
+
+
+# --- the map itself ---------------------------------------------------------------------------
+
+
+def _map_view(user: User, admission: SocketAdmission, message: MapView) -> Reply:
+    fields = message.changes()
+    if center := fields.get("center"):
+        fields["center"] = Point(center.lng, center.lat, srid=4326)
+    map_update(actor=admission.actor, user=user, map=admission.map, fields=fields)
+    return _ack(admission, message)
+
+
+def _map_settings(user: User, admission: SocketAdmission, message: MapSettings) -> Reply:
+    # Which of edit or manage is needed depends on the fields; the service decides.
+    map_update(actor=admission.actor, user=user, map=admission.map, fields=message.changes())
+    return _ack(admission, message)
+
+
+_WRITERS: dict[str, Any] = {
+    "feature.create": _feature_create,
+    "feature.update": _feature_update,
+    "feature.delete": _feature_delete,
+    "comment.create": _comment_create,
+    "layer.add": _layer_add,
+    "layer.remove": _layer_remove,
+    "layer.reorder": _layer_reorder,
+    "layer.display": _layer_display,
+    "layer.style": _layer_style,
+    "map.view": _map_view,
+    "map.settings": _map_settings,
+}
