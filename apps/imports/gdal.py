@@ -122,7 +122,7 @@ class SourceLayer:
 
 
 def layers_of(path: Path, source_format: SourceFormat, *, tmp: Path, timeout: float) -> list[SourceLayer]:
-    """The layers of a multi-layer source (GeoPackage, KML, GPX), from `ogrinfo -so -al`."""
+    """The layers of a multi-layer source (GeoPackage, KML, GPX, OSM), from `ogrinfo -so -al`; -1 features: unknown."""
     args = [tool_path("ogrinfo"), "-ro", "-so", "-al", "-nomd", "-noextent", str(path)]
     try:
         result = subprocess.run(  # noqa: S603 -- an argument list; the path is ours
@@ -142,29 +142,6 @@ def layers_of(path: Path, source_format: SourceFormat, *, tmp: Path, timeout: fl
         elif key in ("Geometry", "Feature Count") and current:
             current[key] = value
     return [SourceLayer(d["name"], d.get("Geometry", ""), int(d.get("Feature Count", "0") or 0)) for d in layers]
-
-
-def chosen_layer(layers: list[SourceLayer], *, wanted: str | None, source_format: SourceFormat) -> str:
-    """The layer to import: the one asked for, or the only one with features."""
-    names = [layer.name for layer in layers]
-    if wanted is not None:
-        if wanted not in names:
-            raise ImportRefused(f"The file has no layer {wanted!r}; it has: {', '.join(names)}.", field="source_layer")
-        return wanted
-    # GPX repeats every track and route as points; those layers are chosen only by name.
-    candidates = [
-        layer.name
-        for layer in layers
-        if layer.features > 0 and not (source_format.key == "gpx" and layer.name.endswith("_points"))
-    ]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise ImportRefused("The file holds no features.")
-    raise ImportRefused(
-        f"The file has {len(candidates)} layers ({', '.join(candidates)}); say which one in source_layer.",
-        field="source_layer",
-    )
 
 
 # --- staging -------------------------------------------------------------------------------

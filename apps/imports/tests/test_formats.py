@@ -48,6 +48,17 @@ def test_geojson_becomes_a_point_layer_with_typed_attributes(team: Team, media_r
         "skipped": {},
         "layer": str(layer.pk),
         "layers": [str(layer.pk)],
+        "layer_results": [
+            {
+                "source_layer": None,
+                "layer": str(layer.pk),
+                "name": "Places",
+                "read": 3,
+                "imported": 3,
+                "repaired": 0,
+                "skipped": {},
+            }
+        ],
     }
     assert job.progress == 100 and job.phase == "done"
     assert staging_tables_left() == []
