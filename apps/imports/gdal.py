@@ -10,6 +10,9 @@ a process parsing hostile input):
 - HTTP goes to a closed local port and PROJ's network is off: a CRS given as a URL,
   or a grid to download, fails instead of fetching.
 - Arguments are lists (no shell); the only path is one we built under MEDIA_ROOT.
+- Scratch files stay in the job's work directory: it is CPL_TMPDIR, HOME and the working
+  directory (the OSM driver spills its node index to CPL_TMPDIR, or to the working directory
+  without it), and it is removed with the job.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def layers_of(path: Path, source_format: SourceFormat, *, tmp: Path, timeout: fl
     args = [tool_path("ogrinfo"), "-ro", "-so", "-al", "-nomd", "-noextent", str(path)]
     try:
         result = subprocess.run(  # noqa: S603 -- an argument list; the path is ours
-            args, env=gdal_env(driver=source_format.driver, tmp=tmp), capture_output=True, text=True,
+            args, env=gdal_env(driver=source_format.driver, tmp=tmp), cwd=tmp, capture_output=True, text=True,
             timeout=timeout, check=False, preexec_fn=_die_with_parent,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -213,7 +216,7 @@ def stage(request: StageRequest, *, on_progress: Callable[[int], bool]) -> None:
     with output.open("w") as stdout, errors.open("w") as stderr:
         process = subprocess.Popen(  # noqa: S603 -- an argument list, no shell; the path and names are checked
             ogr2ogr_args(request, datasource=datasource),
-            env=env, stdout=stdout, stderr=stderr, preexec_fn=_die_with_parent,
+            env=env, cwd=request.tmp, stdout=stdout, stderr=stderr, preexec_fn=_die_with_parent,
         )  # fmt: skip
         try:
             while process.poll() is None:

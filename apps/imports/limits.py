@@ -1,8 +1,9 @@
 """Per-feature limits checked on the staging table, before validation and repair look at a geometry.
 
-A single feature with a million vertices makes ST_IsValid / ST_MakeValid, every tile
-that touches it and every browser that draws it slow; it is refused with its size,
-before the expensive work starts.
+A single feature with a million vertices makes every tile that touches it, every edit
+of it and every browser that draws it pay for all its vertices, and repairing one that
+is invalid can take minutes; it is refused with its size, before validation and repair.
+The check costs a header read per row (about 25 ms for a 1M-vertex polygon).
 """
 
 from __future__ import annotations
