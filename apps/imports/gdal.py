@@ -32,7 +32,7 @@ from pathlib import Path
 
 from apps.core.ogr import pg_datasource
 from apps.imports.errors import ImportRefused
-from apps.imports.safety import SourceFormat, refuse_gdal_prefixes
+from apps.imports.safety import SourceFormat, refuse_unsafe_layer_name
 
 OUTPUT_DRIVER = "PostgreSQL"
 # Skipped whatever the installed GDAL reports: virtual datasets and everything that talks to a network.
@@ -170,7 +170,7 @@ def ogr2ogr_args(request: StageRequest, *, datasource: str) -> list[str]:
     open_options = (
         [arg for option in CSV_OPTIONS for arg in ("-oo", option)] if request.source_format.key == "csv" else []
     )
-    layers = [refuse_gdal_prefixes(request.layer, field="source_layer")] if request.layer else []
+    layers = [refuse_unsafe_layer_name(request.layer, field="source_layer")] if request.layer else []
     return [
         tool_path("ogr2ogr"), "-progress",
         "-f", OUTPUT_DRIVER, datasource, str(request.path), *layers,

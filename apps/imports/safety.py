@@ -46,6 +46,17 @@ def refuse_gdal_prefixes(value: str, *, field: str) -> str:
     return value
 
 
+def refuse_unsafe_layer_name(value: str, *, field: str) -> str:
+    """Refuse a layer name GDAL would read as a path (see above) or ogr2ogr as an option (a leading '-')."""
+    refuse_gdal_prefixes(value, field=field)
+    if value.lstrip().startswith("-"):
+        raise ImportRefused(
+            f"Layer names starting with '-' are not accepted ({value[:100]!r}: ogr2ogr would read it as an option).",
+            field=field,
+        )
+    return value
+
+
 # --- content sniffing --------------------------------------------------------------
 
 

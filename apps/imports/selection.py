@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from apps.core.errors import ApplicationError
 from apps.imports.errors import ImportRefused
 from apps.imports.gdal import SourceLayer
-from apps.imports.safety import SourceFormat, refuse_gdal_prefixes
+from apps.imports.safety import SourceFormat, refuse_unsafe_layer_name
 from apps.imports.types import ImportMode
 
 ALL_LAYERS = "*"
@@ -40,7 +40,7 @@ def checked_layer_request(
     `source_format` is None for an archive, whose dataset is only known once extracted (the worker checks then).
     """
     if source_layer is not None:
-        refuse_gdal_prefixes(source_layer, field="source_layer")
+        refuse_unsafe_layer_name(source_layer, field="source_layer")
     if layers is None:
         return None
     if source_layer is not None:
@@ -53,7 +53,7 @@ def checked_layer_request(
     if len(names) > MAX_LAYERS_PER_IMPORT:
         raise ApplicationError(f"At most {MAX_LAYERS_PER_IMPORT} layers per import.", field="layers")
     for name in names:
-        refuse_gdal_prefixes(name, field="layers")
+        refuse_unsafe_layer_name(name, field="layers")
     if mode != ImportMode.NEW and (len(names) > 1 or names == [ALL_LAYERS]):
         raise ApplicationError(
             f"An import in mode {mode.value} changes one layer: name one source layer, "
@@ -102,7 +102,7 @@ def layers_to_read(
             f"The file has {len(chosen)} layers ({', '.join(chosen)}); say which one to use in source_layer.",
             field="source_layer",
         )
-    return [SelectedLayer(name, optional=True) for name in chosen]
+    return [SelectedLayer(refuse_unsafe_layer_name(name, field="layers"), optional=True) for name in chosen]
 
 
 def _existing(found: list[SourceLayer], wanted: list[str], *, field: str) -> list[str]:

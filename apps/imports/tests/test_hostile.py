@@ -152,3 +152,9 @@ def test_the_vertex_limit_is_per_feature_and_inclusive(team: Team, settings: obj
     )
     assert over.status == "failed" and "more than 50 vertices (the largest has 51)" in over.error
     assert feature_total() == 1
+
+
+def test_a_layer_name_ogr2ogr_would_read_as_an_option_is_refused(team: Team, tmp_path: Path) -> None:
+    _refused(team, "two.gpkg", files.two_layer_geopackage(tmp_path), "Layer names starting with '-'", layers="-sql")
+    kml = files.KML_WITH_FOLDERS.replace(b"<name>Parks</name>", b"<name>-sql</name>")
+    _refused(team, "folders.kml", kml, "Layer names starting with '-' are not accepted ('-sql'", layers="*")
