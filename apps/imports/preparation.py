@@ -26,7 +26,7 @@ class PreparedLayer:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the rows go: None for a new layer, else the layer whose family rules and whose schema may be kept."""
+    """Where the rows go: a new layer (layer None), or the existing one whose family rules and schema may be kept."""
 
     layer: Layer | None
     keeps_features: bool  # append and upsert: the layer's schema is extended, not replaced
