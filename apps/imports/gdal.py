@@ -10,6 +10,9 @@ a process parsing hostile input):
 - HTTP goes to a closed local port and PROJ's network is off: a CRS given as a URL,
   or a grid to download, fails instead of fetching.
 - Arguments are lists (no shell); the only path is one we built under MEDIA_ROOT.
+- Scratch files stay in the job's work directory: it is CPL_TMPDIR, HOME and the working
+  directory (the OSM driver spills its node index to CPL_TMPDIR, or to the working directory
+  without it), and it is removed with the job.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from apps.core.ogr import pg_datasource
 from apps.imports.errors import ImportRefused
-from apps.imports.safety import SourceFormat, refuse_gdal_prefixes
+from apps.imports.safety import SourceFormat, refuse_unsafe_layer_name
 
 OUTPUT_DRIVER = "PostgreSQL"
 # Skipped whatever the installed GDAL reports: virtual datasets and everything that talks to a network.
@@ -122,11 +125,11 @@ class SourceLayer:
 
 
 def layers_of(path: Path, source_format: SourceFormat, *, tmp: Path, timeout: float) -> list[SourceLayer]:
-    """The layers of a multi-layer source (GeoPackage, KML, GPX), from `ogrinfo -so -al`."""
+    """The layers of a multi-layer source (GeoPackage, KML, GPX, OSM), from `ogrinfo -so -al`; -1 features: unknown."""
     args = [tool_path("ogrinfo"), "-ro", "-so", "-al", "-nomd", "-noextent", str(path)]
     try:
         result = subprocess.run(  # noqa: S603 -- an argument list; the path is ours
-            args, env=gdal_env(driver=source_format.driver, tmp=tmp), capture_output=True, text=True,
+            args, env=gdal_env(driver=source_format.driver, tmp=tmp), cwd=tmp, capture_output=True, text=True,
             timeout=timeout, check=False, preexec_fn=_die_with_parent,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -142,29 +145,6 @@ def layers_of(path: Path, source_format: SourceFormat, *, tmp: Path, timeout: fl
         elif key in ("Geometry", "Feature Count") and current:
             current[key] = value
     return [SourceLayer(d["name"], d.get("Geometry", ""), int(d.get("Feature Count", "0") or 0)) for d in layers]
-
-
-def chosen_layer(layers: list[SourceLayer], *, wanted: str | None, source_format: SourceFormat) -> str:
-    """The layer to import: the one asked for, or the only one with features."""
-    names = [layer.name for layer in layers]
-    if wanted is not None:
-        if wanted not in names:
-            raise ImportRefused(f"The file has no layer {wanted!r}; it has: {', '.join(names)}.", field="source_layer")
-        return wanted
-    # GPX repeats every track and route as points; those layers are chosen only by name.
-    candidates = [
-        layer.name
-        for layer in layers
-        if layer.features > 0 and not (source_format.key == "gpx" and layer.name.endswith("_points"))
-    ]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise ImportRefused("The file holds no features.")
-    raise ImportRefused(
-        f"The file has {len(candidates)} layers ({', '.join(candidates)}); say which one in source_layer.",
-        field="source_layer",
-    )
 
 
 # --- staging -------------------------------------------------------------------------------
@@ -190,7 +170,7 @@ def ogr2ogr_args(request: StageRequest, *, datasource: str) -> list[str]:
     open_options = (
         [arg for option in CSV_OPTIONS for arg in ("-oo", option)] if request.source_format.key == "csv" else []
     )
-    layers = [refuse_gdal_prefixes(request.layer, field="source_layer")] if request.layer else []
+    layers = [refuse_unsafe_layer_name(request.layer, field="source_layer")] if request.layer else []
     return [
         tool_path("ogr2ogr"), "-progress",
         "-f", OUTPUT_DRIVER, datasource, str(request.path), *layers,
@@ -236,7 +216,7 @@ def stage(request: StageRequest, *, on_progress: Callable[[int], bool]) -> None:
     with output.open("w") as stdout, errors.open("w") as stderr:
         process = subprocess.Popen(  # noqa: S603 -- an argument list, no shell; the path and names are checked
             ogr2ogr_args(request, datasource=datasource),
-            env=env, stdout=stdout, stderr=stderr, preexec_fn=_die_with_parent,
+            env=env, cwd=request.tmp, stdout=stdout, stderr=stderr, preexec_fn=_die_with_parent,
         )  # fmt: skip
         try:
             while process.poll() is None:

@@ -36,8 +36,10 @@ class StagingTables:
     prepared: str
 
     @classmethod
-    def for_job(cls, job_id: UUID) -> StagingTables:
-        return cls(staging=f"import_stage_{job_id.hex}", prepared=f"import_prep_{job_id.hex}")
+    def for_job(cls, job_id: UUID, part: int = 0) -> StagingTables:
+        """`part`: the source layer's index in a multi-layer import (0 keeps the single-layer names)."""
+        suffix = f"_{int(part)}" if part else ""
+        return cls(staging=f"import_stage_{job_id.hex}{suffix}", prepared=f"import_prep_{job_id.hex}{suffix}")
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
@@ -413,7 +415,19 @@ def features_upsert(
     return UpsertCounts(inserted=inserted, updated=updated, unchanged=loaded - inserted - updated, deleted=deleted)
 
 
-_PLAIN = re.compile(r"^import_(stage|prep)_[0-9a-f]{32}$")
+_PLAIN = re.compile(r"^import_(stage|prep)_[0-9a-f]{32}(_[0-9]+)?$")
+
+
+def job_tables_drop(job_id: UUID) -> None:
+    """Drop every scratch table of the job, however many layers an attempt (maybe a killed one) staged."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE %s OR tablename LIKE %s",
+            [f"import\\_stage\\_{job_id.hex}%", f"import\\_prep\\_{job_id.hex}%"],
+        )
+        names = [name for (name,) in cursor.fetchall() if _PLAIN.match(name)]
+        if names:
+            cursor.execute(f"DROP TABLE IF EXISTS {', '.join(names)}")
 
 
 def staging_tables_left() -> list[str]:

@@ -46,6 +46,17 @@ def refuse_gdal_prefixes(value: str, *, field: str) -> str:
     return value
 
 
+def refuse_unsafe_layer_name(value: str, *, field: str) -> str:
+    """Refuse a layer name GDAL would read as a path (see above) or ogr2ogr as an option (a leading '-')."""
+    refuse_gdal_prefixes(value, field=field)
+    if value.lstrip().startswith("-"):
+        raise ImportRefused(
+            f"Layer names starting with '-' are not accepted ({value[:100]!r}: ogr2ogr would read it as an option).",
+            field=field,
+        )
+    return value
+
+
 # --- content sniffing --------------------------------------------------------------
 
 
@@ -105,6 +116,11 @@ def _xml_rooted(*names: str) -> Callable[[bytes], bool]:
     return check
 
 
+def _looks_like_osm_pbf(head: bytes) -> bool:
+    """A PBF opens with a 4-byte header length, then the BlobHeader's first field: type = "OSMHeader"."""
+    return head[4:15] == b"\x0a\x09OSMHeader"
+
+
 @dataclass(frozen=True)
 class SourceFormat:
     """A format we import: its GDAL driver, the extensions that name it, and how its first bytes look."""
@@ -116,6 +132,11 @@ class SourceFormat:
     sniff: Callable[[bytes], bool]
     multi_layer: bool = False
     has_crs: bool = True  # False: the format carries no CRS; WGS 84 is assumed unless srid says otherwise
+    # Multi-layer formats whose layers are a fixed set: imported together, each non-empty one a Meridian layer,
+    # when the request names none.
+    default_layers: tuple[str, ...] = ()
+    # Layers that repeat other layers' data (GPX track points): imported only when named.
+    repeating_layers: tuple[str, ...] = ()
 
 
 FORMATS: tuple[SourceFormat, ...] = (
@@ -127,8 +148,26 @@ FORMATS: tuple[SourceFormat, ...] = (
     SourceFormat("shapefile", "ESRI Shapefile", "Shapefile", (".shp",), lambda h: h[:4] == b"\x00\x00\x27\x0a"),
     SourceFormat("gpkg", "GPKG", "GeoPackage", (".gpkg",), lambda h: h[:16] == b"SQLite format 3\x00", True),
     SourceFormat("kml", "KML", "KML", (".kml",), _xml_rooted("kml"), True),
-    SourceFormat("gpx", "GPX", "GPX", (".gpx",), _xml_rooted("gpx"), True),
+    SourceFormat(
+        "gpx",
+        "GPX",
+        "GPX",
+        (".gpx",),
+        _xml_rooted("gpx"),
+        multi_layer=True,
+        default_layers=("waypoints", "routes", "tracks"),
+        repeating_layers=("route_points", "track_points"),
+    ),
     SourceFormat("flatgeobuf", "FlatGeobuf", "FlatGeobuf", (".fgb",), lambda h: h[:3] == b"fgb"),
+    SourceFormat(
+        "osm",
+        "OSM",
+        "OSM PBF",
+        (".pbf",),
+        _looks_like_osm_pbf,
+        multi_layer=True,
+        default_layers=("points", "lines", "multipolygons"),
+    ),
 )
 ARCHIVE_EXTENSIONS = (".zip", ".kmz")
 # Sidecars a dataset inside an archive may need; anything else in the archive is ignored.

@@ -7,6 +7,9 @@ The worker's pipeline (DESIGN §9), each phase reported on the Job:
     loading     one transaction: create / lock the layer, (delete,) INSERT … SELECT, refresh the layer,
     indexing    and mark the job succeeded — so the layer changes completely or not at all.
 
+A multi-layer source (selection.py) stages and validates each chosen layer in turn, then
+loads them all in that one transaction: the job's layers appear together or none does.
+
 Scratch tables are named after the job and dropped at the end, on failure and on
 cancellation; a retry of the same job drops what a killed attempt left.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -26,11 +30,11 @@ from django.db import InterfaceError, OperationalError, transaction
 from apps.accounts.models import User
 from apps.collaboration.services import map_events_append
 from apps.core.errors import ApplicationError
-from apps.imports import gdal, loading, remote, safety
+from apps.imports import gdal, loading, preparation, remote, results, safety, selection
 from apps.imports.errors import ImportCancelled, ImportRefused
 from apps.imports.progress import ProgressReporter
 from apps.imports.selectors import epsg_known, import_target, layer_locked
-from apps.imports.types import ImportMode, ImportParams, ImportResult
+from apps.imports.types import ImportMode, ImportParams, LayerResult
 from apps.imports.uploads import StoredUpload, import_directory
 from apps.jobs.models import Job, JobKind
 from apps.jobs.services import job_fail, job_start, job_succeed
@@ -61,6 +65,7 @@ class ImportInput:
     delete_missing: bool = False
     url: str | None = None  # instead of an upload: fetched by the worker
     url_format: str | None = None
+    layers: list[str] | None = None  # several source layers, or ["*"]: one new layer each
 
 
 def _checked_upload(upload: StoredUpload | None) -> str:
@@ -83,17 +88,19 @@ def _checked_upload(upload: StoredUpload | None) -> str:
     return source_format.key
 
 
-def _checked_input(data: ImportInput) -> None:
+def _checked_input(data: ImportInput) -> list[str] | None:
+    """Refuse inconsistent options; return the source layers asked for, if several may be."""
     if data.mode == ImportMode.NEW and not data.name.strip():
         raise ApplicationError("Required for a new layer.", field="name")
     if data.mode == ImportMode.UPSERT and not (data.key or "").strip():
         raise ApplicationError("Required to upsert: the attribute that identifies a feature.", field="key")
     if data.mode != ImportMode.UPSERT and (data.key or data.delete_missing):
         raise ApplicationError("Only an upsert matches features by key.", field="key")
-    if data.source_layer is not None:
-        safety.refuse_gdal_prefixes(data.source_layer, field="source_layer")
     if data.srid is not None and not epsg_known(data.srid):
         raise ApplicationError(f"EPSG:{data.srid} is not a coordinate reference system PostGIS knows.", field="srid")
+    return selection.checked_layer_request(
+        mode=data.mode, source_layer=data.source_layer, layers=data.layers, source_format=None
+    )
 
 
 @transaction.atomic
@@ -106,14 +113,19 @@ def import_create(
     `enqueue=False` leaves the job for the caller to run in-process (the import_file command).
     """
     workspace, access = import_target(actor, workspace_slug=data.workspace, mode=data.mode, layer_id=data.layer)
-    _checked_input(data)
+    layers = _checked_input(data)
     url_name = remote.url_checked(url=data.url, url_format=data.url_format, upload=upload)
     file_format = _checked_upload(upload) if url_name is None else data.url_format
+    if upload is not None and file_format != "archive":  # an archive's dataset is checked once extracted
+        source_format = safety.format_for_name(upload.name)
+        assert source_format is not None
+        selection.refuse_layers_of_single_layer_format(layers, source_format, field="layers")
     params: ImportParams = {
         "mode": data.mode.value,
         "layer": str(access.layer.pk) if access else None,
         "name": data.name.strip(),
         "source_layer": data.source_layer,
+        "layers": layers,
         "srid": data.srid,
         "file_name": (upload.name if upload else url_name or "")[:255],
         "file_path": str(upload.path.relative_to(Path(settings.MEDIA_ROOT))) if upload else "",
@@ -155,13 +167,12 @@ def import_execute(*, job: Job, task_id: str = "") -> None:
     claimed = job_start(job=job, task_id=task_id)
     if claimed is None:
         return  # finished already: a redelivered message, or cancelled before it started
-    tables = loading.StagingTables.for_job(claimed.pk)
     keep_files = False
     try:
         if claimed.attempts > MAX_ATTEMPTS:
             raise ImportRefused(f"The import was interrupted {MAX_ATTEMPTS} times; giving up.")
         with ProgressReporter(claimed) as progress:
-            _run(claimed, progress, tables)
+            _run(claimed, progress)
     except ImportRefused as exc:
         job_fail(job=claimed, error=exc.message)
     except ImportCancelled:
@@ -175,14 +186,14 @@ def import_execute(*, job: Job, task_id: str = "") -> None:
         logger.exception("import %s failed", claimed.pk)
         job_fail(job=claimed, error="The import failed because of an internal error; it has been logged.")
     finally:
-        tables.drop()
+        loading.job_tables_drop(claimed.pk)
         if not keep_files:
             safety.remove_tree(import_directory(claimed.pk))
 
 
 def import_abandon(*, job: Job, error: str) -> None:
     """Give up on a job after its last retry: fail it and remove its files and scratch tables."""
-    loading.StagingTables.for_job(job.pk).drop()
+    loading.job_tables_drop(job.pk)
     safety.remove_tree(import_directory(job.pk))
     job_fail(job=job, error=error)
 
@@ -191,7 +202,7 @@ def import_abandon(*, job: Job, error: str) -> None:
 class Source:
     path: Path
     source_format: safety.SourceFormat
-    layer: str | None
+    layers: list[selection.SelectedLayer]
 
 
 def _source(job: Job, params: ImportParams, work: Path) -> Source:
@@ -204,30 +215,50 @@ def _source(job: Job, params: ImportParams, work: Path) -> Source:
     if source_format is None:
         raise ImportRefused("Files of this type cannot be imported.")
     safety.check_content(path, source_format)
-    layer = None
-    if source_format.multi_layer:
-        layers = gdal.layers_of(path, source_format, tmp=work, timeout=_read_timeout())
-        layer = gdal.chosen_layer(layers, wanted=params["source_layer"], source_format=source_format)
-    return Source(path=path, source_format=source_format, layer=layer)
+    return Source(path=path, source_format=source_format, layers=_layers_to_read(path, source_format, params, work))
+
+
+def _layers_to_read(
+    path: Path, source_format: safety.SourceFormat, params: ImportParams, work: Path
+) -> list[selection.SelectedLayer]:
+    if not source_format.multi_layer:
+        selection.refuse_layers_of_single_layer_format(params.get("layers"), source_format, field="layers")
+        return [selection.SelectedLayer(name=None, optional=False)]
+    found = gdal.layers_of(path, source_format, tmp=work, timeout=_read_timeout())
+    return selection.layers_to_read(
+        found, source_format=source_format, source_layer=params["source_layer"], layers=params.get("layers"),
+        single=ImportMode(params["mode"]) != ImportMode.NEW,
+    )  # fmt: skip
 
 
 def _read_timeout() -> float:
     return float(getattr(settings, "IMPORT_READ_TIMEOUT_SECONDS", 30 * 60))
 
 
-def _stage(job: Job, params: ImportParams, progress: ProgressReporter, tables: loading.StagingTables) -> Source:
+def _work_directory(job: Job) -> Path:
     work = import_directory(job.pk) / "work"
     safety.remove_tree(work)  # a previous attempt's leftovers
     work.mkdir(parents=True)
-    source = _source(job, params, work)
-    progress.check_cancelled()
+    return work
+
+
+def _percent(part: int, parts: int, fraction: float) -> int:
+    """Reading and validating share 5 to 75 %, split evenly between the source layers."""
+    return 5 + int(70 * (part + fraction) / parts)
+
+
+def _stage(
+    source: Source, selected: selection.SelectedLayer, params: ImportParams, progress: ProgressReporter,
+    tables: loading.StagingTables, *, work: Path, part: int,
+) -> None:  # fmt: skip
+    parts = len(source.layers)
 
     def on_progress(percent: int) -> bool:
-        progress.set("reading", 5 + percent * 55 // 100)
+        progress.set("reading", _percent(part, parts, 0.8 * percent / 100))
         return not progress.cancel_requested
 
     request = gdal.StageRequest(
-        path=source.path, source_format=source.source_format, table=tables.staging, layer=source.layer,
+        path=source.path, source_format=source.source_format, table=tables.staging, layer=selected.name,
         srid=params["srid"], tmp=work, timeout=_read_timeout(),
     )  # fmt: skip
     tables.drop()
@@ -235,44 +266,34 @@ def _stage(job: Job, params: ImportParams, progress: ProgressReporter, tables: l
         gdal.stage(request, on_progress=on_progress)
     except gdal.StageCancelled:
         raise ImportCancelled() from None
-    return source
 
 
-def _run(job: Job, progress: ProgressReporter, tables: loading.StagingTables) -> None:
+def _run(job: Job, progress: ProgressReporter) -> None:
     params: ImportParams = job.params  # type: ignore[assignment]
     mode = ImportMode(params["mode"])
     if params.get("url"):
         params = _fetched(job, params, progress)
     progress.set("reading", 2)
-    source = _stage(job, params, progress, tables)
+    work = _work_directory(job)
+    source = _source(job, params, work)
     progress.check_cancelled()
-
-    progress.set("validating", 62)
-    summary = loading.staged_summary(tables)
-    if summary.read == 0:
+    target = preparation.Target(
+        layer=_target_layer(job, params, mode), keeps_features=mode in (ImportMode.APPEND, ImportMode.UPSERT),
+        key=params.get("key") if mode == ImportMode.UPSERT else None,
+    )  # fmt: skip
+    prepared: list[preparation.PreparedLayer] = []
+    for part, selected in enumerate(source.layers):
+        tables = loading.StagingTables.for_job(job.pk, part)
+        _stage(source, selected, params, progress, tables, work=work, part=part)
+        progress.check_cancelled()
+        progress.set("validating", _percent(part, len(source.layers), 0.85))
+        layer = preparation.layer_prepare(tables, selected=selected, target=target, many=len(source.layers) > 1)
+        prepared += [layer] if layer else []
+        progress.check_cancelled()
+    if not prepared:
         raise ImportRefused("The file holds no features.")
-    loading.refuse_out_of_range(summary)
-    columns = loading.staged_columns(tables)
-    key = _key_in(params, columns) if mode == ImportMode.UPSERT else None
-    target = _target_layer(job, params, mode)
-    family = GeometryType(target.geometry_type) if target else summary.family
-    counts = loading.features_prepare(tables, columns=columns, family=family, key=key)
-    if counts.imported == 0:
-        raise ImportRefused(f"None of the {summary.read} features can be imported: {_reasons(counts.skipped)}.")
-    if key is not None:
-        loading.refuse_duplicate_keys(tables, key=key)
-    incoming = loading.schema_of(columns)
-    keeps_old = mode in (ImportMode.APPEND, ImportMode.UPSERT)
-    schema = loading.schema_merged(target.attribute_schema, incoming) if keeps_old and target else incoming
-    progress.check_cancelled()
-
     progress.set("loading", 75)
-    result: ImportResult = {
-        "mode": mode.value, "format": source.source_format.key, "source_layer": source.layer,
-        "read": summary.read, "imported": counts.imported, "repaired": counts.repaired, "skipped": counts.skipped,
-        "layer": "", "layers": [],
-    }  # fmt: skip
-    _load(job, params, mode, tables, result=result, schema=schema, family=family, progress=progress)
+    _load(job, params, mode, prepared, source_format=source.source_format, progress=progress)
 
 
 def _fetched(job: Job, params: ImportParams, progress: ProgressReporter) -> ImportParams:
@@ -288,18 +309,6 @@ def _fetched(job: Job, params: ImportParams, progress: ProgressReporter) -> Impo
     )
     _checked_upload(upload)
     return {**params, "file_path": str(upload.path.relative_to(Path(settings.MEDIA_ROOT))), "file_size": upload.size}
-
-
-def _key_in(params: ImportParams, columns: list[loading.Column]) -> str:
-    key = params.get("key") or ""
-    if key not in {column.name for column in columns}:
-        names = ", ".join(column.name for column in columns[:20]) or "none"
-        raise ImportRefused(f"The file has no attribute {key!r} to match features by (it has: {names}).")
-    return key
-
-
-def _reasons(skipped: dict[str, int]) -> str:
-    return ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())) or "no geometry"
 
 
 def _actor_and_user(job: Job) -> tuple[Actor, User]:
@@ -322,41 +331,56 @@ def _target_layer(job: Job, params: ImportParams, mode: ImportMode) -> Layer | N
 
 
 def _load(
-    job: Job, params: ImportParams, mode: ImportMode, tables: loading.StagingTables, *,
-    result: ImportResult, schema: dict[str, str], family: GeometryType, progress: ProgressReporter,
+    job: Job, params: ImportParams, mode: ImportMode, prepared: list[preparation.PreparedLayer], *,
+    source_format: safety.SourceFormat, progress: ProgressReporter,
 ) -> None:  # fmt: skip
+    """Load every prepared layer and mark the job succeeded, in one transaction: all of it or nothing."""
     actor, user = _actor_and_user(job)
     with transaction.atomic():
-        if mode == ImportMode.NEW:
-            layer = _new_layer(actor, user, job.workspace, name=params["name"], family=family)
-        else:
-            layer = layer_locked(_target_layer(job, params, mode))  # type: ignore[arg-type]
-        if mode == ImportMode.UPSERT:
-            upserted = loading.features_upsert(
-                tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
-                key=params.get("key") or "", delete_missing=bool(params.get("delete_missing")),
-                schema=schema, family=family,
-            )  # fmt: skip
-            result.update(
-                inserted=upserted.inserted, updated=upserted.updated, unchanged=upserted.unchanged,
-                deleted=upserted.deleted,
-            )  # fmt: skip
-            changed = upserted.inserted + upserted.updated + upserted.deleted
-        else:
-            changed = loading.features_load(
-                tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
-                replace=mode == ImportMode.REPLACE, schema=schema, family=family,
-            )  # fmt: skip
-            result.update(imported=changed)
+        entries = [
+            _load_layer(job, params, mode, layer, actor=actor, user=user, many=len(prepared) > 1) for layer in prepared
+        ]
         progress.set("indexing", 90)
-        result.update(layer=str(layer.pk), layers=[str(layer.pk)])
-        _announce(layer, user, mode, changed)
-        if not job_succeed(job=job, result=dict(result), layer_id=layer.pk):
+        result = results.import_result(mode=mode, source_format=source_format, entries=entries)
+        if not job_succeed(job=job, result=dict(result), layer_id=entries[0]["layer"]):
             raise ImportCancelled()  # rolls the whole load back
-        transaction.on_commit(lambda: _queue_tiling(layer.pk, layer.workspace_id))
+        for entry in entries:
+            transaction.on_commit(partial(_queue_tiling, entry["layer"], job.workspace_id))
 
 
-def _queue_tiling(layer_id: object, workspace_id: object) -> None:
+def _load_layer(
+    job: Job, params: ImportParams, mode: ImportMode, prepared: preparation.PreparedLayer, *,
+    actor: Actor, user: User, many: bool,
+) -> LayerResult:  # fmt: skip
+    if mode == ImportMode.NEW:
+        name = results.new_layer_name(params["name"], prepared.source_layer if many else None)
+        layer = _new_layer(actor, user, job.workspace, name=name, family=prepared.family)
+    else:
+        layer = layer_locked(_target_layer(job, params, mode))  # type: ignore[arg-type]
+    entry = results.layer_result(prepared, layer=layer)
+    tables, schema, family = prepared.tables, prepared.schema, prepared.family
+    if mode == ImportMode.UPSERT:
+        upserted = loading.features_upsert(
+            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
+            key=params.get("key") or "", delete_missing=bool(params.get("delete_missing")),
+            schema=schema, family=family,
+        )  # fmt: skip
+        entry.update(
+            inserted=upserted.inserted, updated=upserted.updated, unchanged=upserted.unchanged,
+            deleted=upserted.deleted,
+        )  # fmt: skip
+        changed = upserted.inserted + upserted.updated + upserted.deleted
+    else:
+        changed = loading.features_load(
+            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
+            replace=mode == ImportMode.REPLACE, schema=schema, family=family,
+        )  # fmt: skip
+        entry.update(imported=changed)
+    _announce(layer, user, mode, changed)
+    return entry
+
+
+def _queue_tiling(layer_id: str, workspace_id: object) -> None:
     """After the load commits: large point layers get their low-zoom aggregates built (apps/tiles)."""
     from apps.tiles.services import layer_tiling_schedule
 

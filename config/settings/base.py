@@ -202,6 +202,8 @@ IMPORT_MAX_UNCOMPRESSED_BYTES = env.int("IMPORT_MAX_UNCOMPRESSED_BYTES", default
 IMPORT_MAX_ARCHIVE_MEMBERS = 1000
 IMPORT_MAX_COMPRESSION_RATIO = 250  # for archive members over 1 MiB
 IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
+# One feature with more vertices is refused (apps/imports/limits.py): it would stall repair, tiles and browsers.
+IMPORT_MAX_VERTICES_PER_FEATURE = env.int("IMPORT_MAX_VERTICES_PER_FEATURE", default=500_000)
 EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
 # An export job's file is downloadable this long after the job finished, then deleted (apps/jobs/retention.py).
 EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)

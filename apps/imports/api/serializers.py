@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from apps.imports.remote import FORMAT_EXTENSIONS
+from apps.imports.selection import ALL_LAYERS
 from apps.imports.types import ImportMode
+
+
+class LayerNamesField(serializers.ListField):
+    """Source layer names: repeated form fields (`layers=a&layers=b`), a JSON list, or "*" for every layer."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        return super().to_internal_value([data] if data == ALL_LAYERS else data)
 
 
 class ImportInputSerializer(serializers.Serializer):
@@ -14,7 +24,14 @@ class ImportInputSerializer(serializers.Serializer):
     layer = serializers.UUIDField(required=False, help_text="append / replace: the layer to change.")
     name = serializers.CharField(required=False, max_length=200, default="", help_text="new: the layer's name.")
     source_layer = serializers.CharField(
-        required=False, max_length=255, help_text="The layer to read in a multi-layer file (GeoPackage, KML, GPX)."
+        required=False,
+        max_length=255,
+        help_text="The one layer to read in a multi-layer file (GeoPackage, KML, GPX, OSM PBF).",
+    )
+    layers = LayerNamesField(
+        child=serializers.CharField(max_length=255, allow_blank=True),
+        required=False,
+        help_text='new: several layers of a multi-layer file, one new layer each; "*" for every layer.',
     )
     srid = serializers.IntegerField(
         required=False,

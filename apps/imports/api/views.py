@@ -45,6 +45,7 @@ class ImportViewSet(ApiViewSet):
                 layer=fields.get("layer"),
                 name=fields.get("name", ""),
                 source_layer=fields.get("source_layer"),
+                layers=fields.get("layers"),
                 srid=fields.get("srid"),
                 key=fields.get("key"),
                 delete_missing=fields.get("delete_missing", False),

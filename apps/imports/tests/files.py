@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import stat
 import subprocess
 import zipfile
@@ -123,3 +124,78 @@ SIMPLE_KML = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Placemark><name>Kamppi</name><Point><coordinates>24.9316,60.1688</coordinates></Point></Placemark>
 </Document></kml>
 """
+
+
+def flatgeobuf(tmp: Path, features: list[dict[str, Any]]) -> bytes:
+    source = tmp / "source.geojson"
+    source.write_bytes(geojson(features))
+    ogr2ogr("-f", "FlatGeobuf", str(tmp / "places.fgb"), str(source))
+    return (tmp / "places.fgb").read_bytes()
+
+
+def geopackage_of_three_and_an_empty_layer(tmp: Path) -> bytes:
+    """places (3 points), areas (1 polygon, EPSG:3857), routes (1 line) and empty (no features)."""
+    target = tmp / "four.gpkg"
+    target.write_bytes(two_layer_geopackage(tmp))
+    routes = tmp / "routes.geojson"
+    line = {"type": "LineString", "coordinates": [[24.93, 60.16], [24.94, 60.17], [24.95, 60.18]]}
+    routes.write_bytes(geojson([{"type": "Feature", "properties": {"route": "Walk", "km": 2.5}, "geometry": line}]))
+    ogr2ogr("-f", "GPKG", "-update", str(target), str(routes), "-nln", "routes")
+    ogr2ogr("-f", "GPKG", "-update", str(target), str(routes), "-nln", "empty", "-where", "1 = 0")
+    return target.read_bytes()
+
+
+def geopackage_with_a_layer_in_metres_labelled_degrees(tmp: Path) -> bytes:
+    """places (fine) and metres (projected coordinates declared as WGS 84: out of range)."""
+    target = tmp / "bad.gpkg"
+    target.write_bytes(two_layer_geopackage(tmp))
+    metres = tmp / "metres.geojson"
+    metres.write_bytes(geojson(point_features([("Helsinki in metres", 385000.0, 6672000.0, 1, True, "2020-01-01")])))
+    ogr2ogr("-f", "GPKG", "-update", str(target), str(metres), "-nln", "metres", "-a_srs", "EPSG:4326")
+    return target.read_bytes()
+
+
+GPX = b"""<?xml version="1.0" encoding="UTF-8"?>
+<gpx version="1.1" creator="meridian-tests" xmlns="http://www.topografix.com/GPX/1/1">
+<wpt lat="60.1694" lon="24.9525"><ele>12.5</ele><name>Senate Square</name></wpt>
+<wpt lat="60.1688" lon="24.9316"><name>Kamppi</name></wpt>
+<trk><name>Morning walk</name><trkseg>
+<trkpt lat="60.1600" lon="24.9300"><ele>5</ele></trkpt>
+<trkpt lat="60.1700" lon="24.9400"><ele>7</ele></trkpt>
+<trkpt lat="60.1800" lon="24.9500"><ele>9</ele></trkpt>
+</trkseg></trk>
+</gpx>
+"""
+
+KML_WITH_FOLDERS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>Helsinki</name>
+<Folder><name>Sights</name>
+<Placemark><name>Senate Square</name><Point><coordinates>24.9525,60.1694</coordinates></Point></Placemark>
+<Placemark><name>Kallio Church</name><Point><coordinates>24.9496,60.1841</coordinates></Point></Placemark>
+</Folder>
+<Folder><name>Parks</name>
+<Placemark><name>Esplanadi</name><Polygon><outerBoundaryIs><LinearRing><coordinates>
+24.944,60.167 24.952,60.167 24.952,60.168 24.944,60.168 24.944,60.167
+</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>
+</Folder>
+</Document></kml>
+"""
+
+
+def kmz(kml: bytes) -> bytes:
+    """A KMZ as Google Earth writes it: doc.kml and a file the import must ignore."""
+    return raw_zip([("doc.kml", kml), ("files/icon.png", b"\x89PNG\r\n\x1a\n")])
+
+
+def million_vertex_polygon(vertices: int = 1_000_000) -> bytes:
+    """One polygon: a circle of `vertices` points around Helsinki (valid, just enormous)."""
+    step = 2 * math.pi / (vertices - 1)
+    ring = ",".join(
+        f"[{24.95 + 0.05 * math.cos(i * step):.7f},{60.17 + 0.025 * math.sin(i * step):.7f}]"
+        for i in range(vertices - 1)
+    )
+    first = "[25.0000000,60.1700000]"
+    return (
+        b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"huge"},'
+        b'"geometry":{"type":"Polygon","coordinates":[[' + ring.encode() + b"," + first.encode() + b"]]}}]}"
+    )

@@ -48,6 +48,17 @@ def test_geojson_becomes_a_point_layer_with_typed_attributes(team: Team, media_r
         "skipped": {},
         "layer": str(layer.pk),
         "layers": [str(layer.pk)],
+        "layer_results": [
+            {
+                "source_layer": None,
+                "layer": str(layer.pk),
+                "name": "Places",
+                "read": 3,
+                "imported": 3,
+                "repaired": 0,
+                "skipped": {},
+            }
+        ],
     }
     assert job.progress == 100 and job.phase == "done"
     assert staging_tables_left() == []
@@ -150,3 +161,15 @@ def test_kml_placemarks_are_imported(team: Team) -> None:
     rows = feature_rows(layer)
     _assert_clean_4326(rows)
     assert {r["properties"]["Name"] for r in rows} == {"Senate Square", "Kamppi"}
+
+
+def test_flatgeobuf_is_read_with_its_attributes(team: Team, tmp_path: Path) -> None:
+    content = files.flatgeobuf(tmp_path, files.point_features())
+    job = job_of(post_import(team.client(), "places.fgb", content, workspace=team.workspace.slug, name="FGB"))
+    layer = layer_of(job)
+    rows = feature_rows(layer)
+    _assert_clean_4326(rows)
+    assert job.result["format"] == "flatgeobuf" and layer.feature_count == 3 and layer.geometry_type == "point"
+    kallio = next(r for r in rows if r["properties"]["name"] == "Kallio Church")
+    assert kallio["properties"]["year"] == 1912 and kallio["properties"]["open"] is True
+    assert (round(kallio["x"], 4), round(kallio["y"], 4)) == (24.9496, 60.1841)

@@ -12,6 +12,7 @@ from apps.imports.loading import staging_tables_left
 from apps.imports.tests import files
 from apps.imports.tests.conftest import Team, feature_total, job_of, post_import
 from apps.jobs.models import Job
+from apps.layers.models import Layer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager")]
 
@@ -118,3 +119,42 @@ def test_overlapping_zip_entries_are_refused(team: Team) -> None:
     content[offset_field : offset_field + 4] = first.header_offset.to_bytes(4, "little")
     assert second.header_offset != first.header_offset
     _refused(team, "overlap.zip", bytes(content), "overlap")
+
+
+def test_a_million_vertex_polygon_is_refused_before_repair_with_its_size(team: Team) -> None:
+    job = job_of(
+        post_import(
+            team.client(), "huge.geojson", files.million_vertex_polygon(), workspace=team.workspace.slug, name="Huge"
+        )
+    )
+    assert job.status == "failed"
+    assert job.error == (
+        "1 feature(s) have more than 500000 vertices (the largest has 1000000); "
+        "simplify the geometry or split it before importing."
+    )
+    assert feature_total() == 0 and staging_tables_left() == []
+    assert not Layer.objects.unscoped().exists()
+
+
+def test_the_vertex_limit_is_per_feature_and_inclusive(team: Team, settings: object) -> None:
+    settings.IMPORT_MAX_VERTICES_PER_FEATURE = 50  # type: ignore[attr-defined]
+    at_limit = job_of(
+        post_import(
+            team.client(), "ok.geojson", files.million_vertex_polygon(50), workspace=team.workspace.slug, name="Ok"
+        )
+    )
+    assert at_limit.status == "succeeded", at_limit.error
+    assert at_limit.result["imported"] == 1
+    over = job_of(
+        post_import(
+            team.client(), "big.geojson", files.million_vertex_polygon(51), workspace=team.workspace.slug, name="Big"
+        )
+    )
+    assert over.status == "failed" and "more than 50 vertices (the largest has 51)" in over.error
+    assert feature_total() == 1
+
+
+def test_a_layer_name_ogr2ogr_would_read_as_an_option_is_refused(team: Team, tmp_path: Path) -> None:
+    _refused(team, "two.gpkg", files.two_layer_geopackage(tmp_path), "Layer names starting with '-'", layers="-sql")
+    kml = files.KML_WITH_FOLDERS.replace(b"<name>Parks</name>", b"<name>-sql</name>")
+    _refused(team, "folders.kml", kml, "Layer names starting with '-' are not accepted ('-sql'", layers="*")

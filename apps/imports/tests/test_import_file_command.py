@@ -66,3 +66,16 @@ def test_import_file_reports_a_failed_import(team: Team, tmp_path: Path) -> None
 def test_import_file_names_a_missing_file(team: Team, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="No such file"):
         run(str(tmp_path / "nope.csv"), "--workspace", team.workspace.slug, "--user", team.editor.email)
+
+
+def test_import_file_reads_several_layers_of_a_geopackage(team: Team, tmp_path: Path) -> None:
+    source = tmp_path / "city.gpkg"
+    source.write_bytes(files.geopackage_of_three_and_an_empty_layer(tmp_path))
+    output = run(
+        str(source), "--workspace", team.workspace.slug, "--user", team.editor.email, "--layers", "routes", "areas"
+    )
+    layers = {layer.name: layer for layer in Layer.objects.unscoped().filter(workspace=team.workspace)}
+    assert sorted(layers) == ["city — areas", "city — routes"]
+    assert f"layer {layers['city — areas'].pk} 'city — areas': 1 of 1" in output
+    assert "imported: 2" in output
+    assert all(row["valid"] and row["srid"] == 4326 for layer in layers.values() for row in feature_rows(layer))

@@ -13,6 +13,7 @@ import pytest
 from apps.imports.loading import staging_tables_left
 from apps.imports.tests import files
 from apps.imports.tests.conftest import Team, feature_rows, feature_total, job_of, layer_of, post_import
+from apps.imports.tests.test_osm import HELSINKI_PBF
 from apps.jobs.models import Job
 from apps.layers.models import Layer
 from celery_app import app as celery_app
@@ -132,4 +133,41 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_redelivered_job_loads_o
     layers = Layer.objects.unscoped().filter(workspace=team.workspace)
     assert layers.count() == 1
     assert layers.get().feature_count == 300_000 == feature_total()
+    assert staging_tables_left() == []
+
+
+def test_a_worker_killed_between_layers_of_a_multi_layer_import_leaves_no_layer_and_the_retry_loads_each_once(
+    team: Team, start_worker: WorkerFactory
+) -> None:
+    first = start_worker("apps.imports.tests.worker_app")
+    response = post_import(
+        team.client(), "Helsinki.osm.pbf", HELSINKI_PBF.read_bytes(), workspace=team.workspace.slug, name="H"
+    )
+    # Past the first of three source layers (its share of the progress ends at 28 %): one layer is staged.
+    job = _wait_for(job_of(response), lambda j: j.progress >= 28 or j.is_finished, timeout=120)
+    assert not job.is_finished, "the import finished before the worker could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    assert feature_total() == 0
+    assert not Layer.objects.unscoped().filter(workspace=team.workspace).exists()
+
+    start_worker("apps.imports.tests.worker_app")
+    job = _wait_for(job, lambda j: j.is_finished, timeout=180)
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2
+    layers = Layer.objects.unscoped().filter(workspace=team.workspace)
+    assert sorted(layers.values_list("name", "feature_count")) == [
+        ("H — lines", 3817),
+        ("H — multipolygons", 1068),
+        ("H — points", 8045),
+    ]
+    assert feature_total() == 8045 + 3817 + 1068
+    _wait_until_no_staging_tables()  # the worker drops them just after the job's commit
+
+
+def _wait_until_no_staging_tables(timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while staging_tables_left() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert staging_tables_left() == []

@@ -37,6 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--delete-missing", action="store_true", help="upsert: delete features the file lacks.")
         parser.add_argument("--name", default="", help="new: the layer's name (default: the file's name).")
         parser.add_argument("--source-layer", help="The layer to read in a multi-layer file.")
+        parser.add_argument(
+            "--layers", nargs="+", metavar="NAME", help="new: several layers of a multi-layer file, or '*' for all."
+        )
         parser.add_argument("--srid", type=int, help="EPSG code of a file without a CRS (or to override it).")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -51,7 +54,7 @@ class Command(BaseCommand):
             workspace=options["workspace"], mode=mode, layer=options["layer"],
             name=options["name"] or (PurePosixPath(path.name).stem if mode == ImportMode.NEW else ""),
             source_layer=options["source_layer"], srid=options["srid"], key=options["key"],
-            delete_missing=options["delete_missing"],
+            delete_missing=options["delete_missing"], layers=options["layers"],
         )  # fmt: skip
         job = self._run(data, user, path)
         if job.status != JobStatus.SUCCEEDED:
@@ -87,3 +90,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {name}: {result[name]}")
         for reason, count in sorted(result.get("skipped", {}).items()):
             self.stdout.write(f"  skipped ({reason}): {count}")
+        layers = result.get("layer_results", [])
+        for entry in layers if len(layers) > 1 else []:
+            self.stdout.write(f"  layer {entry['layer']} {entry['name']!r}: {entry['imported']} of {entry['read']}")
