@@ -1,4 +1,5 @@
-"""Imports store a layer's rows in spatial order, so a tile reads neighbouring heap pages."""
+"""Imports store a layer's rows in spatial order, so a tile reads neighbouring heap pages,
+while feature ids keep the file's order (exports and lists read like the file)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,16 @@ def _physical_order_is_spatial_order(layer_id: object) -> bool:
     return same
 
 
-def test_a_new_layer_is_stored_in_spatial_order_not_file_order(team: Team) -> None:
-    content = files.geojson(files.point_features(_scattered_points(300)))
+def _names_by_id(layer_id: object) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT properties ->> 'name' FROM layers_feature WHERE layer_id = %s ORDER BY id", [layer_id])
+        return [name for (name,) in cursor.fetchall()]
+
+
+def test_a_new_layer_is_stored_in_spatial_order_with_ids_in_file_order(team: Team) -> None:
+    points = _scattered_points(300)
+    content = files.geojson(files.point_features(points))
     layer = layer_of(job_of(post_import(team.client(), "s.geojson", content, workspace=team.workspace.slug, name="S")))
 
     assert _physical_order_is_spatial_order(layer.pk)
+    assert _names_by_id(layer.pk) == [name for name, *_ in points]
