@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -28,6 +27,7 @@ from django.contrib.gis.geos import Point
 from apps.accounts.models import User
 from apps.collaboration import presence
 from apps.collaboration.broadcast import event_message, map_group, user_group
+from apps.collaboration.cursors import TokenBucket, cursor_batcher
 from apps.collaboration.protocol import (
     Ack,
     CloseCode,
@@ -83,23 +83,6 @@ WRITE_RATE, WRITE_BURST = 10.0, 20
 Reply = dict[str, Any]
 
 
-class TokenBucket:
-    """Per-connection rate limit: `rate` tokens a second, at most `burst` saved up."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.capacity = rate, float(burst)
-        self.tokens, self.updated = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 # --- writes: run in a worker thread, against rights loaded afresh for each message ----------
 
 _ERROR_CODES: tuple[tuple[type[errors.ApplicationError], str], ...] = (
@@ -107,47 +90,6 @@ _ERROR_CODES: tuple[tuple[type[errors.ApplicationError], str], ...] = (
     (errors.PermissionDenied, ErrorCode.FORBIDDEN),
     (errors.Conflict, ErrorCode.ALREADY_EXISTS),
 )
-
-
-CURSOR_BATCH_SECONDS = 0.03
-
-
-class CursorBatcher:
-    """Coalesces this process's cursor moves on one map into one channel-layer message per window.
-
-    A group_send per cursor costs one Redis publish per connection on the map; at
-    50 people moving their mouse at 10 Hz that is tens of thousands of messages a
-    second. Batching per process and window makes it a few dozen, for at most
-    CURSOR_BATCH_SECONDS of added latency; only a connection's newest position is kept.
-    """
-
-    def __init__(self, layer: Any, group: str) -> None:
-        self.layer = layer
-        self.group = group
-        self.pending: dict[str, Any] = {}
-        self.flushing: asyncio.Task[None] | None = None
-
-    def add(self, connection_id: str, cursor: Any) -> None:
-        self.pending[connection_id] = cursor
-        if self.flushing is None:
-            self.flushing = asyncio.get_running_loop().create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(CURSOR_BATCH_SECONDS)
-        batch, self.pending, self.flushing = list(self.pending.items()), {}, None
-        await self.layer.group_send(self.group, {"type": "cursor.batch", "cursors": batch})
-
-
-_batchers: dict[tuple[int, int, str], CursorBatcher] = {}
-
-
-def cursor_batcher(layer: Any, group: str) -> CursorBatcher:
-    """One batcher per event loop, channel layer and map group (tests run several loops)."""
-    key = (id(asyncio.get_running_loop()), id(layer), group)
-    batcher = _batchers.get(key)
-    if batcher is None:
-        batcher = _batchers[key] = CursorBatcher(layer, group)
-    return batcher
 
 
 def _error_reply(exc: errors.ApplicationError, client_msg_id: str | None) -> Reply:
