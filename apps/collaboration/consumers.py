@@ -27,14 +27,14 @@ from django.contrib.gis.geos import Point
 from apps.accounts.models import User
 from apps.collaboration import presence
 from apps.collaboration.broadcast import event_message, map_group, user_group
-from apps.collaboration.cursors import TokenBucket, cursor_batcher
+from apps.collaboration.cursors import TokenBucket, cursor_batcher, cursors_frame
 from apps.collaboration.protocol import (
     Ack,
     CloseCode,
     CommentCreate,
     Conflict,
     Cursor,
-    CursorMoved,
+    CursorPosition,
     Error,
     ErrorCode,
     FeatureCreate,
@@ -393,10 +393,10 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
             return
         if not self.ephemeral.take():
             return
-        moved = CursorMoved(
+        position = CursorPosition(
             connection_id=self.connection_id, user_id=self.member.user_id, lng=message.lng, lat=message.lat
         )
-        cursor_batcher(self.channel_layer, map_group(self.map_id)).add(self.connection_id, out(moved))
+        cursor_batcher(self.channel_layer, map_group(self.map_id)).add(position)
 
     async def _selection(self, message: Selection) -> None:
         if self.member is None or self.store is None:
@@ -446,14 +446,11 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
     async def presence_leave(self, event: dict[str, Any]) -> None:
         await self._relay(event)
 
-    async def cursor_moved(self, event: dict[str, Any]) -> None:
-        await self._relay(event)
-
     async def cursor_batch(self, event: dict[str, Any]) -> None:
-        """Cursors coalesced by one server process: each goes out on its own, never back to its sender."""
-        for connection_id, cursor in event["cursors"]:
-            if connection_id != self.connection_id:
-                await self.send_json(cursor)
+        """Cursors coalesced by one server process: one `cursors` frame, never with one's own cursor."""
+        frame = cursors_frame(event["cursors"], recipient=self.connection_id)
+        if frame is not None and not self.closed:
+            await self.send(text_data=frame)
 
     async def selection_changed(self, event: dict[str, Any]) -> None:
         await self._relay(event)

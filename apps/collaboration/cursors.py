@@ -10,6 +10,8 @@ import asyncio
 import time
 from typing import Any
 
+from apps.collaboration.protocol import CursorPosition
+
 CURSOR_BATCH_SECONDS = 0.03
 
 
@@ -30,6 +32,10 @@ class TokenBucket:
         return True
 
 
+# One batch on the channel layer: (connection id, that connection's position as JSON text).
+CursorBatch = list[tuple[str, str]]
+
+
 class CursorBatcher:
     """Coalesces this process's cursor moves on one map into one channel-layer message per window.
 
@@ -37,23 +43,37 @@ class CursorBatcher:
     50 people moving their mouse at 10 Hz that is tens of thousands of messages a
     second. Batching per process and window makes it a few dozen, for at most
     CURSOR_BATCH_SECONDS of added latency; only a connection's newest position is kept.
+    Positions travel as JSON text, encoded once here rather than once per recipient.
     """
 
     def __init__(self, layer: Any, group: str) -> None:
         self.layer = layer
         self.group = group
-        self.pending: dict[str, Any] = {}
+        self.pending: dict[str, CursorPosition] = {}
         self.flushing: asyncio.Task[None] | None = None
 
-    def add(self, connection_id: str, cursor: Any) -> None:
-        self.pending[connection_id] = cursor
+    def add(self, position: CursorPosition) -> None:
+        self.pending[position.connection_id] = position
         if self.flushing is None:
             self.flushing = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(CURSOR_BATCH_SECONDS)
-        batch, self.pending, self.flushing = list(self.pending.items()), {}, None
+        pending, self.pending, self.flushing = self.pending, {}, None
+        batch: CursorBatch = [(connection_id, p.model_dump_json()) for connection_id, p in pending.items()]
         await self.layer.group_send(self.group, {"type": "cursor.batch", "cursors": batch})
+
+
+def cursors_frame(batch: CursorBatch, *, recipient: str) -> str | None:
+    """The `cursors` frame for one recipient: everyone's position but its own (None: nothing to send).
+
+    Spliced from the pre-encoded positions, so fanning a batch out to N sockets costs
+    N string joins, not N JSON encodings; `protocol.Cursors` is the schema it follows.
+    """
+    positions = [text for connection_id, text in batch if connection_id != recipient]
+    if not positions:
+        return None
+    return '{"type":"cursors","cursors":[' + ",".join(positions) + "]}"
 
 
 _batchers: dict[tuple[int, int, str], CursorBatcher] = {}
