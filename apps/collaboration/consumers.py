@@ -28,6 +28,7 @@ from apps.accounts.models import User
 from apps.collaboration import presence
 from apps.collaboration.broadcast import event_message, map_group, user_group
 from apps.collaboration.cursors import TokenBucket, cursor_batcher, cursors_frame
+from apps.collaboration.dispatch import AsyncOnlyDispatchMixin
 from apps.collaboration.protocol import (
     Ack,
     CloseCode,
@@ -219,8 +220,8 @@ def _share_token(scope: dict[str, Any]) -> str | None:
     return values[0] if values else None
 
 
-class MapConsumer(AsyncJsonWebsocketConsumer):
-    """One open map in one browser tab (or one script)."""
+class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
+    """One open map in one browser tab (or one script). No ORM outside `database_sync_to_async` (see the mixin)."""
 
     async def connect(self) -> None:
         self.connection_id = secrets.token_hex(8)
