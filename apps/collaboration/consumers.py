@@ -420,7 +420,10 @@ class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
                 ErrorCode.RATE_LIMITED, "Too many changes; slow down.", client_msg_id=message.client_msg_id
             )
             return
-        reply = await database_sync_to_async(write_reply)(self.user, self.map_id, message)
+        # In the thread pool, not the process's one sync thread: a write (~15 queries) there held up
+        # every other socket's writes and replays. The map row lock still orders seq; overtaken
+        # broadcasts are put back in order by `map_event`.
+        reply = await database_sync_to_async(write_reply, thread_sensitive=False)(self.user, self.map_id, message)
         await self.send_json(reply)
 
     # --- channel layer → client -----------------------------------------------------------
