@@ -56,6 +56,7 @@ from apps.workspaces.services import workspace_create  # noqa: E402
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "5"))
 SERVER_WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+WS_DEFLATE = os.environ.get("BENCH_WS_DEFLATE", "true")  # uvicorn's --ws-per-message-deflate
 SECONDS = int(os.environ.get("BENCH_SECONDS", "60"))
 DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "30"))
 CURSOR_HZ = 10
@@ -220,7 +221,8 @@ def _server() -> subprocess.Popen[bytes]:
     env = {**os.environ, "DEBUG": "false", "LOG_LEVEL": "WARNING", "DB_POOL_MAX": "20"}
     server = subprocess.Popen(  # noqa: S603 (our own executable and fixed arguments)
         [str(ROOT / ".venv/bin/uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(PORT),
-         "--workers", str(SERVER_WORKERS), "--no-access-log", "--lifespan", "off", "--ws-max-size", "65536"],
+         "--workers", str(SERVER_WORKERS), "--ws-per-message-deflate", WS_DEFLATE, "--no-access-log",
+         "--lifespan", "off", "--ws-max-size", "65536"],
         cwd=ROOT, env=env,
     )  # fmt: skip
     for _ in range(100):
@@ -300,7 +302,8 @@ def _report(clients: list[dict[str, Any]], final_seq: int, cpu_pct: dict[str, fl
     edit_ms = [v for c in clients for v in c["edit_ms"]]
     cursor_ms = [v for c in clients for v in c["cursor_ms"]]
     return {
-        "clients": CLIENTS, "processes": PROCESSES, "server_workers": SERVER_WORKERS, "seconds": SECONDS,
+        "clients": CLIENTS, "processes": PROCESSES, "server_workers": SERVER_WORKERS, "ws_deflate": WS_DEFLATE,
+        "seconds": SECONDS,
         "edits_sent": sum(c["edits_sent"] for c in clients), "final_seq": final_seq,
         "edits_lost": lost, "duplicates": duplicates,
         "edit_p50_ms": _percentile(edit_ms, 50), "edit_p95_ms": _percentile(edit_ms, 95),
