@@ -56,7 +56,8 @@ from apps.workspaces.services import workspace_create  # noqa: E402
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "5"))
 SERVER_WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-WS_DEFLATE = os.environ.get("BENCH_WS_DEFLATE", "true")  # uvicorn's --ws-per-message-deflate
+# uvicorn's --ws-per-message-deflate; off, as compose/Dockerfile and compose/local/serve.sh serve.
+WS_DEFLATE = os.environ.get("BENCH_WS_DEFLATE", "false")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "60"))
 DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "30"))
 CURSOR_HZ = 10
