@@ -108,6 +108,8 @@ class Client:
         self.index = index
         self.cursor_ms: list[float] = []
         self.edit_ms: list[float] = []
+        self.ack_ms: list[float] = []  # our write's send to its ack: the write itself, before any fan-out
+        self.unanswered: dict[str, float] = {}
         self.seqs: list[int] = []
         self.edits_sent = 0
         self.answers = 0  # acks and errors for our writes
@@ -132,14 +134,19 @@ class Client:
             lng = (sent % WINDOW_MS) / 1000 - 180
             await socket.send(json.dumps({"type": "cursor", "lng": lng, "lat": rng.uniform(-60, 60)}))
             if tick % CURSOR_HZ == 0 and (tick // CURSOR_HZ) % slots == edit_slot:
-                await socket.send(json.dumps({
-                    "type": "feature.create", "client_msg_id": f"{self.index}-{tick}", "layer": plan.layer_id,
-                    "geometry": {"type": "Point", "coordinates": [24.9, 60.2]},
-                    "properties": {"sent_ms": _now_ms(), "client": self.index},
-                }))  # fmt: skip
-                self.edits_sent += 1
+                await self._send_edit(socket, plan, f"{self.index}-{tick}")
             tick += 1
             await asyncio.sleep(max(0.0, 1 / CURSOR_HZ - (_now_ms() - sent) / 1000))
+
+    async def _send_edit(self, socket: Any, plan: Plan, client_msg_id: str) -> None:
+        sent = _now_ms()
+        await socket.send(json.dumps({
+            "type": "feature.create", "client_msg_id": client_msg_id, "layer": plan.layer_id,
+            "geometry": {"type": "Point", "coordinates": [24.9, 60.2]},
+            "properties": {"sent_ms": sent, "client": self.index},
+        }))  # fmt: skip
+        self.edits_sent += 1
+        self.unanswered[client_msg_id] = sent
 
     async def wait_until(self, done: Any, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -169,6 +176,8 @@ class Client:
             if properties.get("client") not in (None, self.index):  # latency as the others see it
                 self.edit_ms.append(now - properties["sent_ms"])
         elif kind in ("ack", "error"):
+            if kind == "ack" and message["client_msg_id"] in self.unanswered:
+                self.ack_ms.append(now - self.unanswered.pop(message["client_msg_id"]))
             self.answers += kind == "ack" or bool(message.get("client_msg_id"))
             if kind == "error":
                 self.errors.append(message.get("code", "?"))
@@ -179,7 +188,8 @@ class Client:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "cursor_ms": self.cursor_ms, "edit_ms": self.edit_ms, "seqs": self.seqs, "start_seq": self.start_seq,
+            "cursor_ms": self.cursor_ms, "edit_ms": self.edit_ms, "ack_ms": self.ack_ms, "seqs": self.seqs,
+            "start_seq": self.start_seq,
             "edits_sent": self.edits_sent, "answers": self.answers, "errors": self.errors,
         }  # fmt: skip
 
@@ -302,13 +312,15 @@ def _report(clients: list[dict[str, Any]], final_seq: int, cpu_pct: dict[str, fl
     duplicates = sum(len(c["seqs"]) - len(set(c["seqs"])) for c in clients)
     edit_ms = [v for c in clients for v in c["edit_ms"]]
     cursor_ms = [v for c in clients for v in c["cursor_ms"]]
+    ack_ms = [v for c in clients for v in c["ack_ms"]]
     return {
         "clients": CLIENTS, "processes": PROCESSES, "server_workers": SERVER_WORKERS, "ws_deflate": WS_DEFLATE,
         "seconds": SECONDS,
         "edits_sent": sum(c["edits_sent"] for c in clients), "final_seq": final_seq,
         "edits_lost": lost, "duplicates": duplicates,
         "edit_p50_ms": _percentile(edit_ms, 50), "edit_p95_ms": _percentile(edit_ms, 95),
-        "edit_p99_ms": _percentile(edit_ms, 99), "cursor_p50_ms": _percentile(cursor_ms, 50),
+        "edit_p99_ms": _percentile(edit_ms, 99), "ack_p50_ms": _percentile(ack_ms, 50),
+        "ack_p95_ms": _percentile(ack_ms, 95), "cursor_p50_ms": _percentile(cursor_ms, 50),
         "cursor_p95_ms": _percentile(cursor_ms, 95), "cursor_p99_ms": _percentile(cursor_ms, 99),
         "cursor_messages_received": len(cursor_ms), "server_cpu_pct": round(cpu_pct["server"], 1),
         "generator_cpu_pct": round(cpu_pct["generator"], 1), "load_average": [round(v, 2) for v in os.getloadavg()],
