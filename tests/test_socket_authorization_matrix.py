@@ -181,9 +181,16 @@ class Observer:
 
     async def saw(self, type: str, connection_id: str, *, timeout: float = 1.0) -> bool:
         async with asyncio.timeout(timeout):
-            while not any(m["type"] == type and m.get("connection_id") == connection_id for m in self.seen):
+            while not any(_relays(m, type, connection_id) for m in self.seen):
                 await asyncio.sleep(0.01)
         return True
+
+
+def _relays(message: dict[str, Any], type: str, connection_id: str) -> bool:
+    """Whether `message` relays a `type` message sent by `connection_id` (cursors arrive batched in `cursors`)."""
+    if type == "cursor" and message["type"] == "cursors":
+        return any(cursor["connection_id"] == connection_id for cursor in message["cursors"])
+    return message["type"] == type and message.get("connection_id") == connection_id
 
 
 async def _answer(socket: Socket, *types: str) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,10 +30,12 @@ from apps.accounts.models import User
 from apps.collaboration import presence
 from apps.collaboration.auth import INVALID_TOKEN
 from apps.collaboration.broadcast import event_message, map_group, user_group
+from apps.collaboration.cursors import TokenBucket, cursor_batcher, cursors_frame
+from apps.collaboration.dispatch import AsyncOnlyDispatchMixin
 from apps.collaboration.protocol import (
     CloseCode,
     Cursor,
-    CursorMoved,
+    CursorPosition,
     Error,
     ErrorCode,
     Hello,
@@ -65,64 +66,6 @@ EPHEMERAL_RATE, EPHEMERAL_BURST = 20.0, 20
 WRITE_RATE, WRITE_BURST = 10.0, 20
 
 
-class TokenBucket:
-    """Per-connection rate limit: `rate` tokens a second, at most `burst` saved up."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.capacity = rate, float(burst)
-        self.tokens, self.updated = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-CURSOR_BATCH_SECONDS = 0.03
-
-
-class CursorBatcher:
-    """Coalesces this process's cursor moves on one map into one channel-layer message per window.
-
-    A group_send per cursor costs one Redis publish per connection on the map; at
-    50 people moving their mouse at 10 Hz that is tens of thousands of messages a
-    second. Batching per process and window makes it a few dozen, for at most
-    CURSOR_BATCH_SECONDS of added latency; only a connection's newest position is kept.
-    """
-
-    def __init__(self, layer: Any, group: str) -> None:
-        self.layer = layer
-        self.group = group
-        self.pending: dict[str, Any] = {}
-        self.flushing: asyncio.Task[None] | None = None
-
-    def add(self, connection_id: str, cursor: Any) -> None:
-        self.pending[connection_id] = cursor
-        if self.flushing is None:
-            self.flushing = asyncio.get_running_loop().create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(CURSOR_BATCH_SECONDS)
-        batch, self.pending, self.flushing = list(self.pending.items()), {}, None
-        await self.layer.group_send(self.group, {"type": "cursor.batch", "cursors": batch})
-
-
-_batchers: dict[tuple[int, int, str], CursorBatcher] = {}
-
-
-def cursor_batcher(layer: Any, group: str) -> CursorBatcher:
-    """One batcher per event loop, channel layer and map group (tests run several loops)."""
-    key = (id(asyncio.get_running_loop()), id(layer), group)
-    batcher = _batchers.get(key)
-    if batcher is None:
-        batcher = _batchers[key] = CursorBatcher(layer, group)
-    return batcher
-
-
 # --- the consumer ----------------------------------------------------------------------------
 
 
@@ -131,8 +74,8 @@ def _share_token(scope: dict[str, Any]) -> str | None:
     return values[0] if values else None
 
 
-class MapConsumer(AsyncJsonWebsocketConsumer):
-    """One open map in one browser tab (or one script)."""
+class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
+    """One open map in one browser tab (or one script). No ORM outside `database_sync_to_async` (see the mixin)."""
 
     async def connect(self) -> None:
         self.connection_id = secrets.token_hex(8)
@@ -308,10 +251,10 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
             return
         if not self.ephemeral.take():
             return
-        moved = CursorMoved(
+        position = CursorPosition(
             connection_id=self.connection_id, user_id=self.member.user_id, lng=message.lng, lat=message.lat
         )
-        cursor_batcher(self.channel_layer, map_group(self.map_id)).add(self.connection_id, out(moved))
+        cursor_batcher(self.channel_layer, map_group(self.map_id)).add(position)
 
     async def _selection(self, message: Selection) -> None:
         if self.member is None or self.store is None:
@@ -334,7 +277,10 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
                 ErrorCode.RATE_LIMITED, "Too many changes; slow down.", client_msg_id=message.client_msg_id
             )
             return
-        reply = await database_sync_to_async(write_reply)(self.user, self.map_id, message)
+        # In the thread pool, not the process's one sync thread: a write (~15 queries) there held up
+        # every other socket's writes and replays. The map row lock still orders seq; overtaken
+        # broadcasts are put back in order by `map_event`.
+        reply = await database_sync_to_async(write_reply, thread_sensitive=False)(self.user, self.map_id, message)
         await self.send_json(reply)
 
     # --- channel layer → client -----------------------------------------------------------
@@ -361,14 +307,11 @@ class MapConsumer(AsyncJsonWebsocketConsumer):
     async def presence_leave(self, event: dict[str, Any]) -> None:
         await self._relay(event)
 
-    async def cursor_moved(self, event: dict[str, Any]) -> None:
-        await self._relay(event)
-
     async def cursor_batch(self, event: dict[str, Any]) -> None:
-        """Cursors coalesced by one server process: each goes out on its own, never back to its sender."""
-        for connection_id, cursor in event["cursors"]:
-            if connection_id != self.connection_id:
-                await self.send_json(cursor)
+        """Cursors coalesced by one server process: one `cursors` frame, never with one's own cursor."""
+        frame = cursors_frame(event["cursors"], recipient=self.connection_id)
+        if frame is not None and not self.closed:
+            await self.send(text_data=frame)
 
     async def selection_changed(self, event: dict[str, Any]) -> None:
         await self._relay(event)

@@ -317,12 +317,20 @@ class PresenceLeave(_ServerMessage):
     user_id: int | None = None
 
 
-class CursorMoved(_ServerMessage):
-    type: Literal["cursor"] = "cursor"
+class CursorPosition(_ServerMessage):
+    """One connection's newest cursor position: an entry of `cursors`."""
+
     connection_id: str
     user_id: int
     lng: float
     lat: float
+
+
+class Cursors(_ServerMessage):
+    """The cursors that moved in one coalescing window, in one frame (a frame per cursor cost too much)."""
+
+    type: Literal["cursors"] = "cursors"
+    cursors: list[CursorPosition]
 
 
 class SelectionChanged(_ServerMessage):

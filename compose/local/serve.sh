@@ -43,6 +43,8 @@ cat <<MSG
 MSG
 # Websocket frames over 64 KiB are refused by the server before they are read (the
 # consumer refuses larger messages too; see apps/collaboration/docs/PROTOCOL.md).
-.venv/bin/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --lifespan off --ws-max-size 65536 &
+# No per-message deflate: it cost most of the cursor fan-out's CPU (see compose/Dockerfile).
+.venv/bin/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --lifespan off --ws-max-size 65536 \
+  --ws-per-message-deflate false &
 echo $! >"$RUN/web.pid"
 wait

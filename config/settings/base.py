@@ -98,19 +98,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker (separate logical databases) --
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:56379").rstrip("/")
+REDIS_CACHE_DB = env.int("REDIS_CACHE_DB", default=1)
+REDIS_CHANNEL_DB = env.int("REDIS_CHANNEL_DB", default=2)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": f"{REDIS_URL}/1",
+        "LOCATION": f"{REDIS_URL}/{REDIS_CACHE_DB}",
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="meridian"),
         "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
     }
 }
+# Pub/sub: a group_send is one PUBLISH, and each process fans it out to its own
+# consumers. The list-based RedisChannelLayer writes one entry per group member
+# and pops them one Redis round trip at a time per process, which capped a busy
+# map's fan-out (bench-realtime). Trade-off: a message published while a
+# process's subscription is reconnecting is lost; map events carry a gapless seq,
+# so a socket fills such a gap from the log at the next event (PROTOCOL.md).
+# Pub/sub keeps no group membership in Redis, so none expires under a long-lived
+# socket (the list layer's group_expiry) and none outlives a dead process.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [f"{REDIS_URL}/2"],
+            "hosts": [f"{REDIS_URL}/{REDIS_CHANNEL_DB}"],
             "prefix": env("CHANNEL_PREFIX", default="meridian"),
         },
     }

@@ -76,8 +76,8 @@ class WebsocketCommunicator(ApplicationCommunicator):
             await self.send_input({"type": "websocket.receive", "bytes": bytes_data})
 
     async def disconnect(self, code: int = 1000, timeout: float = 0.5) -> None:
-        """Our `disconnect()` runs at once; the short wait is for channels_redis, whose cancelled
-        receive can sit in its blocking BZPOPMIN for up to `brpop_timeout` (5 s) before the task ends."""
+        """Our `disconnect()` runs at once; the short wait lets the consumer's cancelled
+        channel-layer receive unsubscribe before the task ends."""
         await self.send_input({"type": "websocket.disconnect", "code": code})
         await self.wait(timeout)
 
@@ -177,9 +177,8 @@ async def open_path(
 def _channel_layer_per_test() -> Iterator[None]:
     """A fresh Redis channel layer for each test's event loop.
 
-    channels_redis keeps asyncio locks on the layer instance; a server has one
-    loop for its life, but each test runs in a new one, so the cached instance
-    would carry a lock bound to a loop that is gone.
+    A server has one loop for its life, but each test runs in a new one; the
+    cached layer would keep connections (and their locks) bound to loops that are gone.
     """
     channel_layers.backends.clear()
     yield
