@@ -39,7 +39,7 @@ from apps.maps.selectors import actor_for  # noqa: E402
 from apps.maps.services import map_create, map_layer_add  # noqa: E402
 from apps.workspaces.models import Workspace  # noqa: E402
 from apps.workspaces.services import workspace_create  # noqa: E402
-from tests.benchmarks.tiles import _server  # noqa: E402  (the same uvicorn launcher)
+from tests.benchmarks.common import server  # noqa: E402  (the same uvicorn launcher)
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "60"))
@@ -162,15 +162,15 @@ async def _run_clients(map: Map, layer: Layer, key: str) -> list[Client]:
 
 def main() -> None:
     map, layer, key = _setup()
-    server = _server()
+    server_process = server()
     try:
-        pids = _server_pids(server.pid)
+        pids = _server_pids(server_process.pid)
         cpu_before, wall_before = _cpu_seconds(pids), time.time()
         clients = asyncio.run(_run_clients(map, layer, key))
         cpu_pct = (_cpu_seconds(pids) - cpu_before) / (time.time() - wall_before) * 100
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server_process.terminate()
+        server_process.wait(timeout=30)
     edits_sent = sum(c.acks for c in clients)
     last_seq = max((s for c in clients for s in c.seqs), default=0)
     # Each client must see every event after the seq it said hello with, exactly once.
