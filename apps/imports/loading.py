@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.imports.errors import ImportRefused
 from apps.imports.gdal import FID_COLUMN, GEOMETRY_COLUMN
@@ -211,7 +211,10 @@ def features_prepare(
     )
     code = FAMILY_CODE[family]
     counts = RepairCounts()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # PostGIS's function costs make the planner JIT-compile this statement, which costs more
+        # than it saves on one pass (0.89 s -> 0.67 s for 200k rows without it).
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"DROP TABLE IF EXISTS {tables.prepared}")
         not_family = f"not a {GeometryType(family).value} geometry"
         cursor.execute(sql, [*names, key, code, code, not_family, key, f"no value for the key {key!r}"])
