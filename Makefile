@@ -23,7 +23,7 @@ SERVICE_ENV := $(if $(filter environment,$(origin DATABASE_URL)),,DATABASE_URL=)
 
 VENV_STAMP := $(VENV)/.stamp-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
 
-.PHONY: help run test stop deps venv services assets migrate seed basemap serve lint check-deploy bench-tiles bench-realtime
+.PHONY: help run test stop deps venv services assets migrate seed basemap serve lint check-deploy bench-tiles bench-realtime bench-import
 
 help:
 	@echo "make run    install what is missing, start PostGIS + Redis, migrate, seed, serve on http://$(HOST):$(PORT)"
@@ -77,6 +77,9 @@ bench-tiles: migrate
 
 bench-realtime: migrate
 	@$(PY) -m tests.benchmarks.realtime
+
+bench-import: migrate
+	@$(PY) -m tests.benchmarks.imports
 
 lint: venv
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -17,6 +17,7 @@ a process parsing hostile input):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -224,7 +225,8 @@ def stage(request: StageRequest, *, on_progress: Callable[[int], bool]) -> None:
                     raise ImportRefused(f"Reading the file took longer than {request.timeout:g} s.")
                 if not on_progress(_progress_of(output)):
                     raise StageCancelled()
-                time.sleep(0.5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.5)  # returns as soon as ogr2ogr exits, not half a second later
         finally:
             if process.poll() is None:
                 process.kill()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.imports.errors import ImportRefused
 from apps.imports.gdal import FID_COLUMN, GEOMETRY_COLUMN
@@ -104,12 +104,14 @@ class StagedSummary:
 
 
 # A full scan of the staging table (no index: it is read once); ST_XMin & co. use the cached bbox.
+# The dimensions present come as a bit mask (bit d = some geometry of dimension d): unlike
+# array_agg(DISTINCT …) it needs no sort of a million values.
 _SUMMARY_SQL = """
 SELECT count(*),
        count(*) FILTER (
            WHERE NOT (ST_XMin(g) >= -180 AND ST_XMax(g) <= 180 AND ST_YMin(g) >= -90 AND ST_YMax(g) <= 90)
        ),
-       array_agg(DISTINCT ST_Dimension(g)) FILTER (WHERE g IS NOT NULL AND NOT ST_IsEmpty(g)),
+       bit_or(1 << ST_Dimension(g)) FILTER (WHERE g IS NOT NULL AND NOT ST_IsEmpty(g)),
        ST_XMin(ST_Extent(g)), ST_YMin(ST_Extent(g)), ST_XMax(ST_Extent(g)), ST_YMax(ST_Extent(g))
 FROM (SELECT {geom} AS g FROM {staging}) AS staged
 """
@@ -118,8 +120,8 @@ FROM (SELECT {geom} AS g FROM {staging}) AS staged
 def staged_summary(tables: StagingTables) -> StagedSummary:
     with connection.cursor() as cursor:
         cursor.execute(_SUMMARY_SQL.format(geom=GEOMETRY_COLUMN, staging=tables.staging))
-        read, out_of_range, dimensions, *box = cursor.fetchone()
-    dimensions = dimensions or []
+        read, out_of_range, dimension_bits, *box = cursor.fetchone()
+    dimensions = [d for d in _FAMILY_BY_DIMENSION if (dimension_bits or 0) & (1 << d)]
     family = _FAMILY_BY_DIMENSION.get(dimensions[0], GeometryType.MIXED) if len(dimensions) == 1 else GeometryType.MIXED
     bbox = tuple(box) if box[0] is not None else None
     return StagedSummary(read=read, out_of_range=out_of_range, family=family, bbox=bbox)  # type: ignore[arg-type]
@@ -215,7 +217,10 @@ def features_prepare(
     )
     code = FAMILY_CODE[family]
     counts = RepairCounts()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # PostGIS's function costs make the planner JIT-compile this statement, which costs more
+        # than it saves on one pass (0.89 s -> 0.67 s for 200k rows without it).
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"DROP TABLE IF EXISTS {tables.prepared}")
         not_family = f"not a {GeometryType(family).value} geometry"
         cursor.execute(sql, [*names, key, code, code, not_family, key, f"no value for the key {key!r}"])

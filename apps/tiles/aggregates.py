@@ -9,6 +9,7 @@ the layer's current one, so an edit never shows a stale cluster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -24,22 +25,36 @@ def _cell_size(z: int, cells_per_tile: int) -> float:
     return WEB_MERCATOR_SPAN / (2**z) / cells_per_tile
 
 
-# One scan of the layer's points per zoom (via the (layer_id, id) btree); the GROUP BY
-# is the on-the-fly cluster grid. Names of averaged attributes are bound parameters.
-_BUILD_SQL = """
+# One scan of the layer's points (via the (layer_id, id) btree) for the finest zoom; the
+# GROUP BY is the on-the-fly cluster grid. Names of averaged attributes are bound parameters.
+_FINEST_SQL = """
+INSERT INTO {build} (z, cx, cy, n, sx, sy, min_id{columns})
+SELECT %(z)s, floor(ST_X(f.geom_3857) / %(cell)s)::bigint, floor(ST_Y(f.geom_3857) / %(cell)s)::bigint,
+       count(*), sum(ST_X(f.geom_3857)), sum(ST_Y(f.geom_3857)), min(f.id){aggregates}
+FROM layers_feature f
+WHERE f.layer_id = %(layer)s AND NOT ST_IsEmpty(f.geom_3857)
+GROUP BY 2, 3
+"""
+
+# A cell of zoom z is exactly four cells of zoom z + 1 (the cell size halves, the grid is
+# anchored at the same origin), so floor(x / 2c) = floor(x / c) >> 1: each coarser zoom is
+# summed from the finer cells instead of from the points again.
+_ROLL_UP_SQL = """
+INSERT INTO {build} (z, cx, cy, n, sx, sy, min_id{columns})
+SELECT %(z)s, cx >> 1, cy >> 1, sum(n), sum(sx), sum(sy), min(min_id){sums}
+FROM {build}
+WHERE z = %(z)s + 1
+GROUP BY 2, 3
+"""
+
+_STORE_SQL = """
 INSERT INTO tiles_pointcluster (created_at, updated_at, workspace_id, layer_id, data_version, z, cx, cy,
                                 point_count, sum_x, sum_y, min_id, sums, counts)
-SELECT now(), now(), %(workspace)s, %(layer)s, %(version)s, %(z)s, cells.cx, cells.cy,
-       cells.n, cells.sx, cells.sy, cells.min_id, cells.sums, cells.counts
-FROM (
-    SELECT floor(ST_X(f.geom_3857) / %(cell)s)::bigint AS cx, floor(ST_Y(f.geom_3857) / %(cell)s)::bigint AS cy,
-           count(*) AS n, sum(ST_X(f.geom_3857)) AS sx, sum(ST_Y(f.geom_3857)) AS sy, min(f.id) AS min_id,
-           {sums} AS sums, {counts} AS counts
-    FROM layers_feature f
-    WHERE f.layer_id = %(layer)s AND NOT ST_IsEmpty(f.geom_3857)
-    GROUP BY 1, 2
-) cells
+SELECT now(), now(), %(workspace)s, %(layer)s, %(version)s, z, cx, cy, n, sx, sy, min_id, {sums}, {counts}
+FROM {build}
 """
+
+_BUILD_TABLE = "tiles_cluster_build"
 
 # Uses pointcluster_tile_idx (layer, z, data_version, cx, cy): a range of cells around one tile.
 TILE_SQL = """
@@ -61,38 +76,61 @@ def _numeric(index: int) -> str:
     return f"CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::numeric END"
 
 
-def _aggregate_sql(attributes: list[str]) -> tuple[str, str]:
-    if not attributes:
-        return "'{}'::jsonb", "'{}'::jsonb"
-    sums = ", ".join(f"%(a{i})s, sum({_numeric(i)})" for i in range(len(attributes)))
-    counts = ", ".join(f"%(a{i})s, count({_numeric(i)})" for i in range(len(attributes)))
-    return f"jsonb_build_object({sums})", f"jsonb_build_object({counts})"
+@dataclass(frozen=True)
+class _BuildSql:
+    """The statements of one build, with a sum and a count column per averaged attribute."""
+
+    finest: str
+    roll_up: str
+    store: str
+
+    @classmethod
+    def for_attributes(cls, count: int) -> _BuildSql:
+        indexes = range(count)
+        columns = "".join(f", s{i}, c{i}" for i in indexes)
+        aggregates = "".join(f", sum({_numeric(i)}), count({_numeric(i)})" for i in indexes)
+        sums = "".join(f", sum(s{i}), sum(c{i})" for i in indexes)
+        as_json = [
+            "jsonb_build_object(" + ", ".join(f"%(a{i})s, {kind}{i}" for i in indexes) + ")" if count else "'{}'::jsonb"
+            for kind in ("s", "c")
+        ]
+        return cls(
+            finest=_FINEST_SQL.format(build=_BUILD_TABLE, columns=columns, aggregates=aggregates),
+            roll_up=_ROLL_UP_SQL.format(build=_BUILD_TABLE, columns=columns, sums=sums),
+            store=_STORE_SQL.format(build=_BUILD_TABLE, sums=as_json[0], counts=as_json[1]),
+        )
+
+
+def _create_build_table(cursor: Any, attributes: int) -> None:
+    extra = "".join(f", s{i} numeric, c{i} bigint" for i in range(attributes))
+    # A build earlier in the same outer transaction (tests wrap everything in one) left its table.
+    cursor.execute(f"DROP TABLE IF EXISTS {_BUILD_TABLE}")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {_BUILD_TABLE} (z smallint, cx bigint, cy bigint, n bigint, sx float8, sy float8,"
+        f" min_id bigint{extra}) ON COMMIT DROP"
+    )
 
 
 def build_point_clusters(layer: Layer, *, max_zoom: int, cells_per_tile: int, attributes: list[str]) -> int:
     """Replace the layer's clusters with ones for its current data version; returns the cell count.
 
     One transaction: readers keep the previous version's cells (unused once the
-    version moved on) until the new ones are complete.
+    version moved on) until the new ones are complete. The points are read once,
+    for `max_zoom`; the coarser zooms are summed from its cells.
     """
-    sums, counts = _aggregate_sql(attributes)
-    sql = _BUILD_SQL.format(sums=sums, counts=counts)
+    statements = _BuildSql.for_attributes(len(attributes))
     names = {f"a{i}": name for i, name in enumerate(attributes)}
     with transaction.atomic(), connection.cursor() as cursor:
         locked = Layer.objects.for_workspace(layer.workspace_id).select_for_update().get(pk=layer.pk)
         cursor.execute("DELETE FROM tiles_pointcluster WHERE layer_id = %s", [layer.pk])
-        cells = 0
-        for z in range(max_zoom + 1):
-            params = {
-                "workspace": layer.workspace_id,
-                "layer": layer.pk,
-                "version": locked.data_version,
-                "z": z,
-                "cell": _cell_size(z, cells_per_tile),
-                **names,
-            }
-            cursor.execute(sql, params)
-            cells += cursor.rowcount
+        _create_build_table(cursor, len(attributes))
+        cell = _cell_size(max_zoom, cells_per_tile)
+        cursor.execute(statements.finest, {"z": max_zoom, "cell": cell, "layer": layer.pk, **names})
+        for z in range(max_zoom - 1, -1, -1):
+            cursor.execute(statements.roll_up, {"z": z})
+        params = {"workspace": layer.workspace_id, "layer": layer.pk, "version": locked.data_version, **names}
+        cursor.execute(statements.store, params)
+        cells = cursor.rowcount
         TilingState.objects.for_workspace(layer.workspace_id).update_or_create(
             layer=layer,
             defaults={

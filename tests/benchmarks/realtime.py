@@ -19,13 +19,11 @@ var/bench/realtime.json. A benchmark: it asserts nothing.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import multiprocessing
 import os
 import random
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,6 +50,7 @@ from apps.maps.selectors import actor_for  # noqa: E402
 from apps.maps.services import map_create, map_layer_add  # noqa: E402
 from apps.workspaces.models import Workspace  # noqa: E402
 from apps.workspaces.services import workspace_create  # noqa: E402
+from tests.benchmarks.common import process_tree, server  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "5"))
@@ -228,24 +227,6 @@ def _generator(indices: list[int], plan: Plan, sent: Any, results: Any) -> None:
     results.put(asyncio.run(_run_group(indices, plan, sent)))
 
 
-def _server() -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DEBUG": "false", "LOG_LEVEL": "WARNING", "DB_POOL_MAX": "20"}
-    server = subprocess.Popen(  # noqa: S603 (our own executable and fixed arguments)
-        [str(ROOT / ".venv/bin/uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(PORT),
-         "--workers", str(SERVER_WORKERS), "--ws-per-message-deflate", WS_DEFLATE, "--no-access-log",
-         "--lifespan", "off", "--ws-max-size", "65536"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    for _ in range(100):
-        try:
-            http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/healthz")
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("[bench] the server did not start")
-
-
 def _cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -255,11 +236,6 @@ def _cpu_seconds(pids: list[int]) -> float:
         except (FileNotFoundError, IndexError):
             continue
     return total
-
-
-def _server_pids(parent: int) -> list[int]:
-    children = Path(f"/proc/{parent}/task/{parent}/children")
-    return [parent, *(int(p) for p in children.read_text().split())] if children.exists() else [parent]
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -330,12 +306,12 @@ def _report(clients: list[dict[str, Any]], final_seq: int, cpu_pct: dict[str, fl
 
 def main() -> None:
     map, layer, key = _setup()
-    server = _server()
+    server_process = server(PORT, workers=SERVER_WORKERS, extra=("--ws-per-message-deflate", WS_DEFLATE))
     try:
-        clients, final_seq, cpu_pct = _generate(map, layer, key, _server_pids(server.pid))
+        clients, final_seq, cpu_pct = _generate(map, layer, key, process_tree(server_process.pid))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server_process.terminate()
+        server_process.wait(timeout=30)
     result = _report(clients, final_seq, cpu_pct)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1))

