@@ -199,23 +199,6 @@ class MapSettings(_ChangeMessage):
     visibility: Visibility | None = None
 
 
-ClientMessage = Annotated[
-    Hello
-    | Cursor
-    | Selection
-    | FeatureCreate
-    | FeatureUpdate
-    | FeatureDelete
-    | CommentCreate
-    | LayerAdd
-    | LayerRemove
-    | LayerReorder
-    | LayerDisplay
-    | LayerStyle
-    | MapView
-    | MapSettings,
-    Field(discriminator="type"),
-]
 WriteMessage = (
     FeatureCreate
     | FeatureUpdate
@@ -229,6 +212,7 @@ WriteMessage = (
     | MapView
     | MapSettings
 )
+ClientMessage = Annotated[Hello | Cursor | Selection | WriteMessage, Field(discriminator="type")]
 _CLIENT_MESSAGE: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 

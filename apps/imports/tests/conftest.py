@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from apps.accounts.models import User
 from apps.jobs.models import Job
 from apps.layers.models import Layer
 from apps.workspaces.models import Role, Workspace
-from celery_app import app as celery_app
 from conftest import client_for
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -26,17 +24,8 @@ IMPORTS_URL = "/api/v1/imports/"
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    """Run the task in-process at commit (unit tests of the task body; test_worker.py runs a real worker)."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
+def _isolated_media(media_root: Path) -> Path:
+    return media_root
 
 
 @dataclass

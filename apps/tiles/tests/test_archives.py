@@ -7,7 +7,6 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from celery_app import app as celery_app
 from conftest import client_for
 from tests.factories import FeatureFactory, MapLayerFactory, MembershipFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("media_root")]
 
 TileSet = dict[tuple[int, int, int], bytes]  # (z, x, y) in XYZ → the stored (gzipped) tile
 LISTINGS = [
@@ -40,20 +39,6 @@ LISTINGS = [
     (24.960, 60.180, {"price": 330000, "status": "active"}),
     (24.925, 60.158, {"price": 199000, "status": "sold"}),
 ]
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    """The task runs in-process at commit; test_a_real_tiling_worker_… runs a real worker."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture
