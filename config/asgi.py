@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
+
+# Socket writes run on worker threads while the event loop relays thousands of cursor
+# frames a second; each of a write's queries gives up the GIL and waits up to one switch
+# interval to get it back. 0.5 ms instead of 5 ms cut the edit fan-out's median by a quarter.
+sys.setswitchinterval(0.0005)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 django_asgi_app = get_asgi_application()  # set up Django before importing consumers

@@ -7,11 +7,14 @@ catch up from the event log by seq when they reconnect.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
+from collections.abc import Coroutine
 from typing import Any
 from uuid import UUID
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from apps.collaboration.models import MapEvent
@@ -39,12 +42,43 @@ def event_message(event: MapEvent) -> dict[str, Any]:
     }
 
 
+PUBLISH_TIMEOUT_SECONDS = 5
+
+
+class _Publisher:
+    """An event loop of its own, on its own thread, for publishes from synchronous code.
+
+    `async_to_sync` called from a worker thread runs the coroutine on the server's
+    event loop, where under load it queues behind thousands of cursor frames: the
+    edit fan-out waited there longer than the write took. This loop only publishes.
+    It is made again after a fork (Celery's pool), where the parent's thread is gone.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                self._loop, self._pid = asyncio.new_event_loop(), os.getpid()
+                threading.Thread(target=self._loop.run_forever, name="channel-publisher", daemon=True).start()
+            return self._loop
+
+    def run(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(PUBLISH_TIMEOUT_SECONDS)
+
+
+_publisher = _Publisher()
+
+
 def _send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, message)
+        _publisher.run(layer.group_send(group, message))
     except Exception:  # the write committed; clients resync from the log
         logger.exception("broadcast to %s failed", group)
 
