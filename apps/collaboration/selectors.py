@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser
@@ -81,12 +80,3 @@ def map_replay(map: Map, *, after: int, limit: int) -> Replay:
     if len(events) > limit:
         return Replay(events=[], last_seq=last_seq, complete=False)
     return Replay(events=events, last_seq=last_seq, complete=True)
-
-
-def latest_map_event(map: Map, *, type: str, payload: dict[str, Any]) -> MapEvent | None:
-    """The newest event of `type` on the map whose payload has these values (the seq an ack reports).
-
-    Scans the (map, seq) index backwards; the event sought is among the newest few.
-    """
-    matches = {f"payload__{name}": value for name, value in payload.items()}
-    return map_events_since(map, since=None).filter(type=type, **matches).order_by("-seq").first()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -30,33 +29,14 @@ from apps.imports.exports import ExportFormat, ExportQuery, export_extent, expor
 from apps.imports.progress import ProgressReporter
 from apps.layers.models import Layer
 from apps.tiles.mvt import LAYER_NAME, TileRequest, render_tile, tilejson_fields
+from apps.tiles.tilegrid import MERCATOR_MAX_LAT, BBox, tile_span
 
 DEFAULT_MAX_TILES = 100_000
-WEB_MERCATOR_MAX_LAT = 85.0511287798066
 GZIP_LEVEL = 6  # as the live endpoint
-
-Bounds = tuple[float, float, float, float]
 
 
 def max_tiles() -> int:
     return int(getattr(settings, "EXPORT_TILES_MAX_TILES", DEFAULT_MAX_TILES))
-
-
-def _tile_x(lon: float, n: int) -> int:
-    return min(n - 1, max(0, math.floor((lon + 180) / 360 * n)))
-
-
-def _tile_y(lat: float, n: int) -> int:
-    lat = max(-WEB_MERCATOR_MAX_LAT, min(WEB_MERCATOR_MAX_LAT, lat))
-    row = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-    return min(n - 1, max(0, math.floor(row)))
-
-
-def tile_range(bounds: Bounds, z: int) -> tuple[int, int, int, int]:
-    """x0, y0, x1, y1 (inclusive, XYZ rows from the north) of the tiles covering `bounds` at zoom z."""
-    west, south, east, north = bounds
-    n = 2**z
-    return _tile_x(west, n), _tile_y(north, n), _tile_x(east, n), _tile_y(south, n)
 
 
 @dataclass(frozen=True)
@@ -65,7 +45,7 @@ class ArchivePlan:
 
     layer: Layer
     query: ExportQuery
-    bounds: Bounds
+    bounds: BBox
 
     @property
     def zooms(self) -> range:
@@ -74,25 +54,25 @@ class ArchivePlan:
     def tile_count(self) -> int:
         total = 0
         for z in self.zooms:
-            x0, y0, x1, y1 = tile_range(self.bounds, z)
+            x0, y0, x1, y1 = tile_span(self.bounds, z)
             total += (x1 - x0 + 1) * (y1 - y0 + 1)
         return total
 
     def tiles(self) -> Iterator[tuple[int, int, int]]:
         """z, x, y in PMTiles tile-id order (by zoom, then along the Hilbert curve): a clustered archive."""
         for z in self.zooms:
-            x0, y0, x1, y1 = tile_range(self.bounds, z)
+            x0, y0, x1, y1 = tile_span(self.bounds, z)
             cells = [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
             cells.sort(key=lambda cell: zxy_to_tileid(z, cell[0], cell[1]))
             for x, y in cells:
                 yield z, x, y
 
 
-def _clipped(extent: Bounds, bbox: Bounds | None) -> Bounds:
+def _clipped(extent: BBox, bbox: BBox | None) -> BBox:
     west, south, east, north = extent
     if bbox is not None:
         west, south, east, north = max(west, bbox[0]), max(south, bbox[1]), min(east, bbox[2]), min(north, bbox[3])
-    clamp = WEB_MERCATOR_MAX_LAT
+    clamp = MERCATOR_MAX_LAT
     return west, max(-clamp, min(clamp, south)), east, max(-clamp, min(clamp, north))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,12 +245,3 @@ def render_tile(request: TileRequest) -> tuple[bytes, bool]:
         tile = _render(request, with_attributes=False, simplify_units=4, sample_every=sample)
         sample *= 2
     return tile, True
-
-
-def tile_bounds_lonlat(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    n = 2**z
-
-    def lat(row: int) -> float:
-        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
-
-    return x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)

@@ -9,7 +9,6 @@ server answers 204 for them).
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +20,11 @@ from django.db import connection
 from apps.tiles.basemap import omt_tiles, openmaptiles, sources
 from apps.tiles.basemap.mbtiles import MBTilesWriter, read_metadata, tile_counts
 from apps.tiles.basemap.sources import SCHEMA, SourceFiles
+from apps.tiles.tilegrid import MERCATOR_MAX_LAT, BBox, tile_bbox, tile_span
 
 FINGERPRINT_KEY = "meridian:fingerprint"
 MAX_ZOOM = 14  # OpenMapTiles' last zoom; MapLibre overzooms beyond it
-WORLD_BOUNDS = (-180.0, -85.0511287798066, 180.0, 85.0511287798066)
+WORLD_BOUNDS = (-180.0, -MERCATOR_MAX_LAT, 180.0, MERCATOR_MAX_LAT)
 CENTER_ZOOM = 13
 ATTRIBUTION = (
     '<a href="https://www.openstreetmap.org/copyright">© OpenStreetMap contributors</a>, '
@@ -34,7 +34,6 @@ ATTRIBUTION = (
 _LOCK_KEY = 7_461_002
 
 Log = Callable[[str], None]
-BBox = tuple[float, float, float, float]
 
 
 class BasemapBuildError(RuntimeError):
@@ -79,29 +78,10 @@ class BuildResult:
 
 def tile_range(z: int, bbox: BBox) -> Iterator[tuple[int, int]]:
     """XYZ (x, y) of the tiles at zoom z that cover a lon/lat bbox."""
-    n = 1 << z
-    west, south, east, north = bbox
-
-    def column(lon: float) -> int:
-        return min(n - 1, max(0, math.floor((lon + 180) / 360 * n)))
-
-    def row(lat: float) -> int:
-        lat = max(min(lat, WORLD_BOUNDS[3]), WORLD_BOUNDS[1])
-        y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-        return min(n - 1, max(0, math.floor(y)))
-
-    for x in range(column(west), column(east) + 1):
-        for y in range(row(north), row(south) + 1):
+    x0, y0, x1, y1 = tile_span(bbox, z)
+    for x in range(x0, x1 + 1):
+        for y in range(y0, y1 + 1):
             yield x, y
-
-
-def tile_bbox(z: int, x: int, y: int) -> BBox:
-    n = 1 << z
-
-    def lat(r: int) -> float:
-        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * r / n))))
-
-    return x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)
 
 
 def tiles_for(z: int, *, options: BuildOptions, extent: BBox) -> list[tuple[int, int]]:
