@@ -299,6 +299,11 @@ RETURNING data_version
 """
 
 
+# The bulk INSERT sorts a million rows (ORDER BY source_order, then geom) and feeds the index
+# builds; at the default 4MB those sorts spilled to disk. LOCAL: it ends with the import's transaction.
+_LOAD_WORK_MEM_SQL = "SET LOCAL work_mem = '128MB'"
+
+
 def features_load(
     tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, user_id: int | None, replace: bool,
     schema: dict[str, str], family: str,
@@ -310,9 +315,11 @@ def features_load(
     if not connection.in_atomic_block:
         raise RuntimeError("features_load must run inside the import's transaction")
     with connection.cursor() as cursor:
+        cursor.execute(_LOAD_WORK_MEM_SQL)
         if replace:
             cursor.execute(_DELETE_SQL, [layer_id, workspace_id])
-        cursor.execute(_INSERT_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE), [workspace_id, layer_id, user_id, user_id])
+        insert = _INSERT_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE)
+        cursor.execute(insert, [workspace_id, layer_id, user_id, user_id])
         inserted = cursor.rowcount
         params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "family": family}
         cursor.execute(_REFRESH_LAYER_SQL, {**params, "schema": json.dumps(schema)})
@@ -422,10 +429,12 @@ def features_upsert(
         raise RuntimeError("features_upsert must run inside the import's transaction")
     params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "user": user_id, "key": key}
     with connection.cursor() as cursor:
+        cursor.execute(_LOAD_WORK_MEM_SQL)
         cursor.execute(_ADOPT_SQL, params)
         cursor.execute(_UPDATE_CHANGED_SQL.format(prepared=tables.prepared), params)
         updated = cursor.rowcount
-        cursor.execute(_INSERT_NEW_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE), params)
+        insert = _INSERT_NEW_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE)
+        cursor.execute(insert, params)
         inserted = cursor.rowcount
         deleted = 0
         if delete_missing:

@@ -149,3 +149,14 @@ def test_cancelling_while_validating_rolls_the_import_back(team: Team, monkeypat
     assert job.status == "cancelled"
     assert not Layer.objects.unscoped().filter(workspace=team.workspace).exists()
     assert staging_tables_left() == []
+
+
+def test_the_import_s_larger_work_mem_ends_with_its_transaction(team: Team) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        before = cursor.fetchone()[0]
+    layer = _new_layer(team)
+    assert layer.feature_count == 3
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == before != "128MB"
