@@ -277,6 +277,15 @@ ORDER BY numbered.geom
 # Uses feature_layer_id_idx (layer_id, id) to find the layer's rows.
 _DELETE_SQL = "DELETE FROM layers_feature WHERE layer_id = %s AND workspace_id = %s"
 
+# A comment pinned to a feature that goes stays on its map or layer, unpinned (the discussion
+# outlives the data; the ORM's SET_NULL does the same for one feature). Comments are few: the
+# join starts from them and probes the features' primary key.
+_UNANCHOR_COMMENTS_SQL = """
+UPDATE comments_comment c SET feature_id = NULL
+FROM layers_feature f
+WHERE c.workspace_id = %(workspace)s AND c.feature_id = f.id AND f.layer_id = %(layer)s {and_feature_is}
+"""
+
 # Count and extent from the rows themselves (feature_layer_id_idx), so they cannot drift from
 # what is stored; the data_version bump invalidates every cached tile of the layer.
 _REFRESH_LAYER_SQL = """
@@ -317,6 +326,9 @@ def features_load(
     with connection.cursor() as cursor:
         cursor.execute(_LOAD_WORK_MEM_SQL)
         if replace:
+            cursor.execute(
+                _UNANCHOR_COMMENTS_SQL.format(and_feature_is=""), {"layer": layer_id, "workspace": workspace_id}
+            )
             cursor.execute(_DELETE_SQL, [layer_id, workspace_id])
         insert = _INSERT_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE)
         cursor.execute(insert, [workspace_id, layer_id, user_id, user_id])
@@ -398,10 +410,12 @@ ORDER BY p.geom
 
 # "Missing" means the key is not in the file at all: a row the file names but could not load
 # (say, a broken geometry) keeps its feature. Keyless features are not in the file either.
+_MISSING_FROM_FILE = (
+    "AND (f.external_id IS NULL OR NOT EXISTS (SELECT 1 FROM {prepared} p WHERE p.external_id = f.external_id))"
+)
 _DELETE_MISSING_SQL = """
 DELETE FROM layers_feature f
-WHERE f.layer_id = %(layer)s AND f.workspace_id = %(workspace)s
-  AND (f.external_id IS NULL OR NOT EXISTS (SELECT 1 FROM {prepared} p WHERE p.external_id = f.external_id))
+WHERE f.layer_id = %(layer)s AND f.workspace_id = %(workspace)s {missing}
 """
 
 
@@ -438,7 +452,9 @@ def features_upsert(
         inserted = cursor.rowcount
         deleted = 0
         if delete_missing:
-            cursor.execute(_DELETE_MISSING_SQL.format(prepared=tables.prepared), params)
+            missing = _MISSING_FROM_FILE.format(prepared=tables.prepared)
+            cursor.execute(_UNANCHOR_COMMENTS_SQL.format(and_feature_is=missing), params)
+            cursor.execute(_DELETE_MISSING_SQL.format(missing=missing), params)
             deleted = cursor.rowcount
         cursor.execute(_LOADED_SQL.format(prepared=tables.prepared))
         loaded = cursor.fetchone()[0]
