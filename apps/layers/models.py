@@ -80,8 +80,10 @@ class Feature(WorkspaceOwned):
     # Neither column has a foreign key of its own: the composite (layer_id, workspace_id) →
     # layers_layer (id, workspace_id) key (migration 0002) already proves both, and every
     # foreign key costs a trigger call per inserted row (a fifth of a bulk import each).
+    # Features go only with their layer (that key cascades; so does Feature.layer below), so
+    # deleting a workspace deletes them through its layers; queries by workspace filter by layer too.
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", editable=False, db_constraint=False
+        Workspace, on_delete=models.DO_NOTHING, related_name="+", editable=False, db_constraint=False, db_index=False
     )
     # Indexed by (layer, id) below, which also serves lookups by layer alone.
     layer = models.ForeignKey(
@@ -107,12 +109,16 @@ class Feature(WorkspaceOwned):
     properties = models.JSONField(default=dict, blank=True)
     version = models.PositiveIntegerField(default=1, editable=False)
     external_id = models.CharField(max_length=255, null=True, blank=True)
+    # Audit ids, kept after the account is deleted (no key: two trigger calls per imported row,
+    # no index: nothing looks features up by author). Readers must expect a user that is gone.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
-    )
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        editable=False, db_constraint=False, db_index=False,
+    )  # fmt: skip
     updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
-    )
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        editable=False, db_constraint=False, db_index=False,
+    )  # fmt: skip
 
     class Meta:
         ordering = ["id"]

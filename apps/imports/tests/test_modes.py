@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 
 from apps.collaboration.models import MapEvent
+from apps.comments.models import Comment
 from apps.imports import services
 from apps.imports.tests import files
 from apps.imports.tests.conftest import Team, feature_rows, job_of, layer_of, post_import
@@ -75,6 +76,26 @@ def test_replace_swaps_all_features_and_the_schema(team: Team) -> None:
     rows = feature_rows(layer)
     assert [r["properties"] for r in rows] == [{"kind": "x"}]
     assert layer.feature_count == 1 and layer.attribute_schema == {"kind": "string"}
+
+
+def test_replace_keeps_the_comments_on_replaced_features_unanchored(team: Team) -> None:
+    layer = _new_layer(team)
+    map = MapFactory(workspace=team.workspace, created_by=team.owner)
+    MapLayerFactory(map=map, layer=layer)
+    with workspace_scope(team.workspace):
+        pinned = Comment.objects.create(
+            workspace=team.workspace, map=map, feature=layer.features.first(), body="Is this still open?"
+        )
+    content = files.geojson(files.point_features(MORE_POINTS))
+    job = job_of(
+        post_import(
+            team.client(), "c.geojson", content, workspace=team.workspace.slug, mode="replace", layer=str(layer.pk)
+        )
+    )
+    assert layer_of(job).feature_count == 1
+    with workspace_scope(team.workspace):
+        pinned.refresh_from_db()
+    assert pinned.map_id == map.pk and pinned.feature_id is None and pinned.body == "Is this still open?"
 
 
 def test_replace_into_a_point_layer_skips_other_geometry_types(team: Team) -> None:
@@ -149,3 +170,14 @@ def test_cancelling_while_validating_rolls_the_import_back(team: Team, monkeypat
     assert job.status == "cancelled"
     assert not Layer.objects.unscoped().filter(workspace=team.workspace).exists()
     assert staging_tables_left() == []
+
+
+def test_the_import_s_larger_work_mem_ends_with_its_transaction(team: Team) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        before = cursor.fetchone()[0]
+    layer = _new_layer(team)
+    assert layer.feature_count == 3
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == before != "128MB"

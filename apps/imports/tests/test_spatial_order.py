@@ -48,3 +48,16 @@ def test_a_new_layer_is_stored_in_spatial_order_with_ids_in_file_order(team: Tea
 
     assert _physical_order_is_spatial_order(layer.pk)
     assert _names_by_id(layer.pk) == [name for name, *_ in points]
+
+
+def test_imported_ids_come_from_the_feature_sequence_so_later_features_follow_them(team: Team) -> None:
+    content = files.geojson(files.point_features(_scattered_points(20)))
+    layer = layer_of(job_of(post_import(team.client(), "s.geojson", content, workspace=team.workspace.slug, name="S")))
+    body = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.95, 60.17]}, "properties": {}}
+    created = team.client().post(f"/api/v1/layers/{layer.pk}/features/", body, format="json")
+    assert created.status_code == 201, created.data
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM layers_feature WHERE layer_id = %s ORDER BY id", [layer.pk])
+        ids = [feature_id for (feature_id,) in cursor.fetchall()]
+    assert ids[-1] == created.data["id"] and ids[:-1] == list(range(ids[0], ids[0] + 20))

@@ -9,6 +9,8 @@ from django.db import connection
 
 from apps.imports.tests.conftest import Team, job_of, layer_of, post_import
 from apps.layers.models import Layer
+from apps.workspaces.tenancy import workspace_scope
+from tests.factories import CommentFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager")]
 
@@ -95,6 +97,24 @@ def test_without_delete_missing_the_missing_features_stay(team: Team) -> None:
     job = job_of(upsert(team, layer, TUESDAY))
     assert job.result["deleted"] == 0 and job.result["inserted"] == 2
     assert sorted(by_key(layer)) == ["101", "102", "103", "104", "105", "106", "107"]
+
+
+def test_deleting_a_missing_feature_unanchors_its_comments_and_keeps_the_rest(team: Team) -> None:
+    layer = layer_of(
+        job_of(post_import(team.client(), "l.csv", listings_csv(MONDAY), workspace=team.workspace.slug, name="L"))
+    )
+    with workspace_scope(team.workspace):
+        features = {str(f.properties["listing_id"]): f for f in layer.features.all()}
+        on_gone = CommentFactory(map=None, layer=layer, workspace=team.workspace, feature=features["105"])
+        on_kept = CommentFactory(map=None, layer=layer, workspace=team.workspace, feature=features["102"])
+    job = job_of(upsert(team, layer, TUESDAY, delete_missing="true"))
+    assert job.status == "succeeded", job.error
+    assert job.result["deleted"] == 1 and "105" not in by_key(layer)
+    with workspace_scope(team.workspace):
+        on_gone.refresh_from_db()
+        on_kept.refresh_from_db()
+    assert on_gone.layer_id == layer.pk and on_gone.feature_id is None
+    assert on_kept.feature_id == features["102"].pk
 
 
 def test_a_key_repeated_in_the_file_fails_and_changes_nothing(team: Team) -> None:
