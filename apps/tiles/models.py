@@ -64,7 +64,12 @@ class ClusterPoint(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Rows leave with their layer (through clusterpoint_key_idx). A workspace constraint or cascade
+    # would check or delete by workspace_id: a sequential scan of every tenant's points, or a
+    # second large index kept only for that.
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
     layer = models.ForeignKey("layers.Layer", on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.BigIntegerField()
     feature_id = models.BigIntegerField()
@@ -92,7 +97,9 @@ class ClusterPointCode(models.Model):
     """The dictionary of one string slot of a layer's point table: text value ↔ small code."""
 
     id = models.BigAutoField(primary_key=True)
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(  # as ClusterPoint's: rows leave with their layer
+        "workspaces.Workspace", on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
     layer = models.ForeignKey("layers.Layer", on_delete=models.CASCADE, related_name="+", db_index=False)
     slot = models.PositiveSmallIntegerField()
     code = models.SmallIntegerField()

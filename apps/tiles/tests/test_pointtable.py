@@ -202,3 +202,15 @@ def test_deleting_the_layer_deletes_its_point_table(listings) -> None:
     assert not ClusterPoint.objects.filter(layer_id=listings.pk).exists()
     assert not ClusterPointCode.objects.filter(layer_id=listings.pk).exists()
     assert not TilingState.objects.unscoped().filter(layer_id=listings.pk).exists()
+
+
+def test_deleting_the_workspace_deletes_its_point_table(listings) -> None:
+    from apps.workspaces.models import Workspace
+
+    other = _make_listings(2000)
+    build_point_table(listings)
+    build_point_table(other)
+    Workspace.objects.filter(pk=listings.workspace_id).delete()
+    assert not ClusterPoint.objects.filter(workspace_id=listings.workspace_id).exists()
+    assert not ClusterPointCode.objects.filter(workspace_id=listings.workspace_id).exists()
+    assert ClusterPoint.objects.filter(layer_id=other.pk).count() == 2000
