@@ -77,18 +77,23 @@ CLUSTER_CELLS = 16
 # key order; the exact x / y test trims the ranges to CLUSTER_SQL's search box.
 POINT_TABLE_CLUSTER_SQL = """
 WITH bounds AS (
-    SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS envelope,
-           ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(cell_margin)s) AS search
+    SELECT envelope, ST_XMin(search) AS xmin, ST_XMax(search) AS xmax, ST_YMin(search) AS ymin,
+           ST_YMax(search) AS ymax
+    FROM (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS envelope,
+                 ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(cell_margin)s) AS search) AS tile
 ),
 cells AS (
     SELECT min(p.feature_id) AS id,
            count(*) AS point_count,
            ST_SetSRID(ST_MakePoint(avg(p.x), avg(p.y)), 3857) AS center{aggregates}
-    FROM unnest(%(lows)s::bigint[], %(highs)s::bigint[]) AS r(low, high)
-    JOIN tiles_clusterpoint p ON p.layer_id = %(layer_id)s AND p.key BETWEEN r.low AND r.high
-    CROSS JOIN bounds
-    WHERE p.x BETWEEN ST_XMin(bounds.search) AND ST_XMax(bounds.search)
-      AND p.y BETWEEN ST_YMin(bounds.search) AND ST_YMax(bounds.search){conditions}
+    FROM bounds, unnest(%(lows)s::bigint[], %(highs)s::bigint[]) AS r(low, high)
+    -- one index range scan per key range: as a plain join the planner preferred a sequential scan
+    CROSS JOIN LATERAL (
+        SELECT * FROM tiles_clusterpoint p
+        WHERE p.layer_id = %(layer_id)s AND p.key >= r.low AND p.key <= r.high
+          AND p.x >= bounds.xmin AND p.x <= bounds.xmax AND p.y >= bounds.ymin AND p.y <= bounds.ymax{conditions}
+        OFFSET 0  -- kept a subquery, so each range is its own index scan
+    ) AS p
     GROUP BY p.key >> %(shift)s
 ),
 rows AS (
