@@ -9,6 +9,7 @@ from django.db import connection
 
 from apps.layers.filters import Condition, filters_sql, parse_filters
 from apps.layers.models import GeometryType, Layer
+from apps.tiles.pointfilters import SLOTS, point_filters_sql
 
 EXTENT = 4096
 BUFFER = 64
@@ -70,6 +71,40 @@ rows AS (
 SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE rows.geom IS NOT NULL
 """
 CLUSTER_CELLS = 16
+
+# The same clusters from the point table (apps/tiles/pointtable.py): a nested loop over a few
+# key ranges, each an index range scan of clusterpoint_key_idx (layer, key) on rows stored in
+# key order; the exact x / y test trims the ranges to CLUSTER_SQL's search box.
+POINT_TABLE_CLUSTER_SQL = """
+WITH bounds AS (
+    SELECT envelope, ST_XMin(search) AS xmin, ST_XMax(search) AS xmax, ST_YMin(search) AS ymin,
+           ST_YMax(search) AS ymax
+    FROM (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS envelope,
+                 ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(cell_margin)s) AS search) AS tile
+),
+cells AS (
+    SELECT min(p.feature_id) AS id,
+           count(*) AS point_count,
+           ST_SetSRID(ST_MakePoint(avg(p.x), avg(p.y)), 3857) AS center{aggregates}
+    FROM bounds, unnest(%(lows)s::bigint[], %(highs)s::bigint[]) AS r(low, high)
+    -- one index range scan per key range: as a plain join the planner preferred a sequential scan
+    CROSS JOIN LATERAL (
+        SELECT * FROM tiles_clusterpoint p
+        WHERE p.layer_id = %(layer_id)s AND p.key >= r.low AND p.key <= r.high
+          AND p.x >= bounds.xmin AND p.x <= bounds.xmax AND p.y >= bounds.ymin AND p.y <= bounds.ymax{conditions}
+        OFFSET 0  -- kept a subquery, so each range is its own index scan
+    ) AS p
+    GROUP BY p.key >> %(shift)s
+),
+rows AS (
+    SELECT cells.id,
+           ST_AsMVTGeom(cells.center, bounds.envelope, {extent}, {buffer}, true) AS geom,
+           jsonb_build_object('cluster', cells.point_count > 1, 'point_count', cells.point_count{averages})
+             AS properties
+    FROM cells, bounds
+)
+SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE rows.geom IS NOT NULL
+"""
 CLUSTER_MIN_FEATURES = 5_000  # smaller point layers are drawn point by point unless asked
 
 
@@ -194,6 +229,58 @@ def _render_clusters(request: TileRequest) -> bytes:
     return bytes(row[0]) if row and row[0] else b""
 
 
+def _point_table_aggregates(attributes: list[str], columns: dict[str, Any]) -> tuple[str, str] | None:
+    """Sum and count columns per averaged attribute, and their averages as CLUSTER_SQL rounds them."""
+    aggregates, averages = "", ""
+    for i, name in enumerate(attributes):
+        mapping = columns.get(name)
+        if not mapping or mapping["kind"] != "number" or mapping["slot"] not in SLOTS:
+            return None
+        slot = mapping["slot"]
+        # whole numbers (|v| < 2^53) sum exactly as bigint; other values are summed as numeric, as CLUSTER_SQL does
+        value = f"p.{slot}::bigint" if mapping.get("integral") else f"p.{slot}::numeric"
+        aggregates += f",\n           sum({value})::numeric AS sum{i}, count(p.{slot}) AS n{i}"
+        averages += f", 'avg_' || %(agg{i})s, round(cells.sum{i} / nullif(cells.n{i}, 0), 2)"
+    return aggregates, averages
+
+
+def _point_table_clusters(request: TileRequest) -> bytes | None:
+    """The clustered tile from the layer's point table, or None when it is stale or cannot express a filter."""
+    from apps.tiles.pointtable import current_point_table, key_ranges
+
+    ranges = key_ranges(request.z, request.x, request.y, CLUSTER_CELLS)
+    state = current_point_table(request.layer) if ranges else None
+    if state is None or ranges is None:
+        return None
+    conditions = point_filters_sql(request.conditions, state.points_columns)
+    attributes = _cluster_attributes(request.layer)
+    aggregates = _point_table_aggregates(attributes, state.points_columns)
+    if conditions is None or aggregates is None:
+        return None
+    lows, highs, shift = ranges
+    sql = POINT_TABLE_CLUSTER_SQL.format(
+        aggregates=aggregates[0], averages=aggregates[1], conditions=conditions[0], extent=EXTENT, buffer=BUFFER
+    )
+    params: dict[str, Any] = {
+        "z": request.z,
+        "x": request.x,
+        "y": request.y,
+        "cell_margin": 1 / CLUSTER_CELLS,
+        "layer_id": request.layer.pk,
+        "layer": request.layer.pk,
+        "layer_name": LAYER_NAME,
+        "lows": lows,
+        "highs": highs,
+        "shift": shift,
+        **{f"agg{i}": name for i, name in enumerate(attributes)},
+        **conditions[1],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return bytes(row[0]) if row and row[0] else b""
+
+
 def _precomputed_clusters(request: TileRequest) -> bytes | None:
     """The tile from the tiling job's aggregates, when they are current and no filter applies."""
     from apps.tiles.aggregates import cell_range, precomputed_version, tile_from_aggregates
@@ -234,8 +321,10 @@ def render_tile(request: TileRequest) -> tuple[bytes, bool]:
     """
     request = _with_zoom_rules(request)
     if clusters_at(request.layer, request.z):
-        precomputed = _precomputed_clusters(request)
-        return (precomputed if precomputed is not None else _render_clusters(request)), False
+        tile = _precomputed_clusters(request)
+        if tile is None:
+            tile = _point_table_clusters(request)
+        return (tile if tile is not None else _render_clusters(request)), False
     tile = _render(request, with_attributes=True, simplify_units=1, sample_every=1)
     if len(tile) <= MAX_TILE_BYTES:
         return tile, False

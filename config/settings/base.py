@@ -219,6 +219,8 @@ EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
 EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
 # A tile archive (MBTiles / PMTiles) covering more tiles than this is refused with a 400 (apps/tiles/archives.py).
 EXPORT_TILES_MAX_TILES = 100_000
+# Point layers at least this large get a point table (apps/tiles/pointtable.py) for filtered cluster tiles.
+TILES_POINT_TABLE_MIN_FEATURES = 50_000
 
 # --- Fetching user-supplied URLs (apps/core/fetch/, DESIGN §11) ------------------
 FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=IMPORT_MAX_BYTES)

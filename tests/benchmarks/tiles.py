@@ -40,7 +40,9 @@ from apps.layers.models import Layer  # noqa: E402
 from apps.layers.services import layer_create  # noqa: E402
 from apps.maps.selectors import actor_for  # noqa: E402
 from apps.tiles.aggregates import build_point_clusters, precomputed_version  # noqa: E402
+from apps.tiles.models import TilingState  # noqa: E402
 from apps.tiles.mvt import CLUSTER_CELLS  # noqa: E402
+from apps.tiles.pointtable import build_point_table, current_point_table  # noqa: E402
 from tests.benchmarks.common import (  # noqa: E402
     PORT,
     SEED,
@@ -53,12 +55,19 @@ from tests.benchmarks.common import (  # noqa: E402
 )
 
 POINTS = int(os.environ.get("BENCH_POINTS", "1000000"))
-ZOOMS = (4, 8, 10, 12, 14, 16)
-CONCURRENCY = (1, 4, 16)
-FILTERS = {
+ZOOMS = tuple(int(z) for z in os.environ.get("BENCH_ZOOMS", "4,8,10,12,14,16").split(","))
+CONCURRENCY = tuple(int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,4,16").split(","))
+# BENCH_POINT_TABLE=0 measures without the point table (filtered tiles computed from the features).
+WITH_POINT_TABLE = os.environ.get("BENCH_POINT_TABLE", "1") != "0"
+ALL_FILTERS = {
     "none": "",
     "price_bedrooms": "price__gte=300000&bedrooms__gte=3",
     "active_apartments": "status=active&property_type=apartment",
+}
+FILTERS = {
+    name: query
+    for name, query in ALL_FILTERS.items()
+    if name in os.environ.get("BENCH_FILTERS", ",".join(ALL_FILTERS)).split(",")
 }
 TILES_PER_SET = {"dense": 30, "sparse": 15, "empty": 5}
 OUT = ROOT / "var" / "bench" / "tiles.json"
@@ -164,6 +173,28 @@ def _build_aggregates(layer: Layer) -> float | None:
     return seconds
 
 
+def _build_point_table(layer: Layer) -> dict[str, Any]:
+    """What the tiling job does next for a large point layer: the point table (timed; skipped when current)."""
+    if not WITH_POINT_TABLE:
+        TilingState.objects.for_workspace(layer.workspace_id).filter(layer=layer).update(points_status="none")
+        return {"point_table_build_s": None, "point_table_bytes": None}
+    state = current_point_table(layer)
+    seconds = None
+    if state is None:
+        state = build_point_table(layer)
+        seconds = state.points_build_seconds
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE tiles_clusterpoint")
+        print(f"[bench] built the point table ({state.points_rows:,} rows) in {seconds} s", flush=True)
+    else:
+        print("[bench] the point table is current")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size('tiles_clusterpoint')")
+        size = cursor.fetchone()[0]
+    print(f"[bench] point table with its index: {size / 2**20:.0f} MiB", flush=True)
+    return {"point_table_build_s": seconds, "point_table_bytes": size}
+
+
 # --- tile sets ------------------------------------------------------------------------------
 
 
@@ -263,6 +294,7 @@ def main() -> None:
     _generate(layer)
     layer.refresh_from_db()
     aggregates_seconds = _build_aggregates(layer)
+    point_table = _build_point_table(layer)
     _, token = api_token_create(user=owner, name="bench")
     server_process = server()
     results = []
@@ -297,7 +329,9 @@ def main() -> None:
         server_process.wait(timeout=30)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
-        json.dumps({"points": POINTS, "aggregates_build_s": aggregates_seconds, "results": results}, indent=1)
+        json.dumps(
+            {"points": POINTS, "aggregates_build_s": aggregates_seconds, **point_table, "results": results}, indent=1
+        )
     )
     print(f"[bench] wrote {OUT}")
 
