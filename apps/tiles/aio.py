@@ -31,7 +31,10 @@ def _conninfo() -> str:
 async def _clients_for_loop() -> tuple[AsyncConnectionPool, aioredis.Redis]:
     loop = asyncio.get_running_loop()
     if loop not in _clients:
-        pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=MAX_CONNECTIONS, open=False)
+        # Autocommit: one read needs no BEGIN, nor the ROLLBACK the pool would send on its return.
+        pool = AsyncConnectionPool(
+            _conninfo(), min_size=1, max_size=MAX_CONNECTIONS, open=False, kwargs={"autocommit": True}
+        )
         await pool.open()
         _clients[loop] = (pool, aioredis.Redis.from_url(settings.CACHES["default"]["LOCATION"]))
     return _clients[loop]
