@@ -107,6 +107,8 @@ def server(
         env=env,
     )  # fmt: skip
     for _ in range(100):
+        if process.poll() is not None:  # e.g. the port is taken: /healthz would be another server's
+            raise SystemExit(f"[bench] the server exited at once (is port {port} in use? set BENCH_PORT)")
         try:
             http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
             return process
