@@ -115,7 +115,9 @@ async def _session_user(headers: dict[str, str]) -> tuple[int | None, str]:
     cookie = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
     if cookie is None:
         return None, ""
-    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.cached_db" or len(cookie) < 8:
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.cached_db" or settings.SESSION_SAVE_EVERY_REQUEST:
+        raise Fallthrough  # another store, or Django would save the session and set the cookie again
+    if len(cookie) < 8:
         raise Fallthrough  # an invalid key: Django deletes the cookie
     session = await aio.cache_get(SESSION_CACHE_PREFIX + cookie)
     if not session:

@@ -171,3 +171,10 @@ def test_tiles_are_cached_per_layer(world: World) -> None:
     assert public.headers["etag"] != private.headers["etag"]
     assert public.headers["cache-control"].startswith("public")
     assert private.headers["cache-control"].startswith("private")
+
+
+def test_unknown_session_cookie_is_left_to_django(world: World) -> None:
+    headers = {**GZIP, "cookie": "sessionid=no-such-session-key-anywhere"}
+    answer = assert_same(tile(world.public), headers, route_answers=False)
+    assert answer.status == 200
+    assert "set-cookie" in answer.headers  # Django deletes the stale cookie; the route could not
