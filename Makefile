@@ -23,7 +23,7 @@ SERVICE_ENV := $(if $(filter environment,$(origin DATABASE_URL)),,DATABASE_URL=)
 
 VENV_STAMP := $(VENV)/.stamp-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
 
-.PHONY: help run test stop deps venv services assets migrate seed basemap serve lint check-deploy bench-tiles bench-realtime bench-import
+.PHONY: help run test stop deps venv services assets migrate seed basemap serve lint check-deploy bench-tiles bench-tiles-warm bench-realtime bench-import
 
 help:
 	@echo "make run    install what is missing, start PostGIS + Redis, migrate, seed, serve on http://$(HOST):$(PORT)"
@@ -74,6 +74,9 @@ stop:
 # Benchmarks print their figures and write them to var/bench/*.json (they assert nothing).
 bench-tiles: migrate
 	@$(PY) -m tests.benchmarks.tiles
+
+bench-tiles-warm: migrate
+	@$(PY) -m tests.benchmarks.tiles_warm
 
 bench-realtime: migrate
 	@$(PY) -m tests.benchmarks.realtime

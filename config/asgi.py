@@ -19,10 +19,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.collaboration.auth import socket_application  # noqa: E402
 from apps.collaboration.routing import websocket_urlpatterns  # noqa: E402
+from apps.tiles.route import warm_tile_route  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": warm_tile_route(django_asgi_app),  # warm layer tiles skip Django's request path
         "websocket": socket_application(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -17,9 +17,8 @@ from apps.maps.models import Visibility
 from apps.maps.permissions import Actor
 from apps.maps.selectors import actor_for
 from apps.tiles.cache import cached_tile, etag_for, store_tile, tile_key
+from apps.tiles.headers import MVT_CONTENT_TYPE, tile_cache_control, tile_headers
 from apps.tiles.mvt import MAX_ZOOM, TileRequest, render_tile, tile_in_range, tilejson_fields
-
-MVT_CONTENT_TYPE = "application/vnd.mapbox-vector-tile"
 
 
 def _error(exc: ApplicationError) -> JsonResponse:
@@ -43,11 +42,9 @@ def _is_public(access: LayerAccess) -> bool:
 
 
 def _cache_control(access: LayerAccess, request: HttpRequest) -> str:
-    """URLs carrying the current `v` (data_version) are immutable; others revalidate by ETag."""
-    scope = "public" if _is_public(access) else "private"
-    if request.GET.get("v") == str(access.layer.data_version):
-        return f"{scope}, max-age={86400 if scope == 'public' else 3600}"
-    return f"{scope}, max-age=0, must-revalidate"
+    return tile_cache_control(
+        is_public=_is_public(access), data_version=access.layer.data_version, requested_version=request.GET.get("v")
+    )
 
 
 def _tile_response(gzipped: bytes, request: HttpRequest) -> HttpResponse:
@@ -73,7 +70,7 @@ def layer_tile(request: HttpRequest, layer_id: UUID, z: int, x: int, y: int) -> 
         return _error(exc)
     key = tile_key(access.layer, conditions, z, x, y)
     etag = etag_for(key)
-    headers = {"ETag": etag, "Cache-Control": _cache_control(access, request), "Vary": "Accept-Encoding"}
+    headers = tile_headers(etag=etag, cache_control=_cache_control(access, request))
     if etag in request.headers.get("If-None-Match", ""):
         return HttpResponse(status=304, headers=headers)
     gzipped = cached_tile(key)

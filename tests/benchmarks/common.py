@@ -89,8 +89,10 @@ def bench_workspace(owner: User) -> Workspace:
 # --- processes ------------------------------------------------------------------------------
 
 
-def server(port: int = PORT, *, workers: int = 2, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-    """uvicorn with `workers` processes on `port` (websocket options as serve.sh), once /healthz answers."""
+def server(
+    port: int = PORT, *, workers: int = 2, extra: tuple[str, ...] = (), app: str = "config.asgi:application"
+) -> subprocess.Popen[bytes]:
+    """uvicorn serving `app` with `workers` processes on `port` (websocket options as serve.sh), once up."""
     env = {
         **os.environ,
         "DEBUG": "false",
@@ -99,12 +101,14 @@ def server(port: int = PORT, *, workers: int = 2, extra: tuple[str, ...] = ()) -
         "DB_POOL_MAX": "20",
     }
     process = subprocess.Popen(  # noqa: S603 (our own executable and fixed arguments)
-        [str(ROOT / ".venv/bin/uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+        [str(ROOT / ".venv/bin/uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--no-access-log", "--lifespan", "off", "--ws-max-size", "65536", *extra],
         cwd=ROOT,
         env=env,
     )  # fmt: skip
     for _ in range(100):
+        if process.poll() is not None:  # e.g. the port is taken: /healthz would be another server's
+            raise SystemExit(f"[bench] the server exited at once (is port {port} in use? set BENCH_PORT)")
         try:
             http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
             return process
@@ -136,4 +140,17 @@ def rss_bytes(pids: list[int]) -> int:
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
+    return total
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far, from /proc/<pid>/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
     return total

@@ -1,0 +1,203 @@
+"""An ASGI route in front of Django for warm layer tiles: the Redis hit without the request path.
+
+It answers only a GET it can answer exactly as `apps.tiles.views.layer_tile` would — a
+session (read from the cache the cached_db engine writes, its auth hash verified) or
+nobody, no attribute filters, a visible layer, a tile already in the cache — and passes
+everything else to Django unchanged: cache misses, API tokens, unknown or unverifiable
+sessions, hidden layers (Django answers their 404), errors, any other method or path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qsl
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.sessions.backends.cached_db import KEY_PREFIX as SESSION_CACHE_PREFIX
+from django.http.cookie import parse_cookie
+from django.http.request import split_domain_port, validate_host
+from django.utils.crypto import constant_time_compare
+from django.utils.module_loading import import_string
+
+from apps.accounts.models import User
+from apps.layers.filters import RESERVED_PARAMS
+from apps.tiles import aio
+from apps.tiles.cache import etag_for, tile_key
+from apps.tiles.facts import TileFacts, tile_facts
+from apps.tiles.headers import MVT_CONTENT_TYPE, middleware_headers, tile_cache_control, tile_headers
+from apps.tiles.mvt import tile_in_range
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
+
+# Django's `uuid` and `int` path converters, anchored as the tile URL pattern.
+TILE_PATH = re.compile(
+    r"/tiles/layers/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/([0-9]+)/([0-9]+)/([0-9]+)\.mvt"
+)
+NOT_ANSWERED = None
+HTML_TYPE = "text/html; charset=utf-8"  # what Django's bare HttpResponse(status=...) carries
+
+
+class Fallthrough(Exception):
+    """The route cannot answer exactly as Django would."""
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers; a repeated header makes the request Django's (it would join them)."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        if name in found:
+            raise Fallthrough
+        found[name] = raw_value.decode("latin-1")
+    return found
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    """Reserved parameters only (the last value wins, as QueryDict.get): filters change the key."""
+    raw = scope.get("query_string", b"")
+    if not raw.isascii():
+        raise Fallthrough
+    pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True)
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    too_many = limit is not None and len(pairs) > limit  # Django's 400
+    if too_many or any(name not in RESERVED_PARAMS for name, _value in pairs):
+        raise Fallthrough
+    return dict(pairs)
+
+
+def _is_secure(scope: Scope, headers: dict[str, str]) -> bool:
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        header = proxy[0].removeprefix("HTTP_").replace("_", "-").lower()
+        if header in headers:
+            return headers[header].split(",", 1)[0].strip() == proxy[1]
+    return scope.get("scheme") == "https"
+
+
+def _check_host(headers: dict[str, str]) -> None:
+    """CommonMiddleware calls request.get_host() (a disallowed host is Django's 400) and may redirect or refuse."""
+    if settings.USE_X_FORWARDED_HOST or settings.PREPEND_WWW or settings.DISALLOWED_USER_AGENTS:
+        raise Fallthrough
+    if "host" not in headers:
+        raise Fallthrough
+    domain, _port = split_domain_port(headers["host"])
+    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    if not domain or not validate_host(domain, allowed):
+        raise Fallthrough
+
+
+@cache
+def _backend_is_model_backend(path: str) -> bool:
+    """Backends whose get_user is ModelBackend's: the user if active, else nobody."""
+    if path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    backend = import_string(path)
+    return (
+        issubclass(backend, ModelBackend)
+        and backend.get_user is ModelBackend.get_user
+        and backend.user_can_authenticate is ModelBackend.user_can_authenticate
+    )
+
+
+async def _session_user(headers: dict[str, str]) -> tuple[int | None, str]:
+    """The signed-in user id and session auth hash (None: nobody); Fallthrough when Django may answer otherwise."""
+    cookie = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
+    if cookie is None:
+        return None, ""
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.cached_db" or settings.SESSION_SAVE_EVERY_REQUEST:
+        raise Fallthrough  # another store, or Django would save the session and set the cookie again
+    if len(cookie) < 8:
+        raise Fallthrough  # an invalid key: Django deletes the cookie
+    session = await aio.cache_get(SESSION_CACHE_PREFIX + cookie)
+    if not session:
+        raise Fallthrough  # not cached (Django reads the database) or empty (Django deletes the cookie)
+    if SESSION_KEY not in session:
+        return None, ""
+    if not _backend_is_model_backend(session.get(BACKEND_SESSION_KEY, "")) or not session.get(HASH_SESSION_KEY):
+        raise Fallthrough
+    return int(session[SESSION_KEY]), session[HASH_SESSION_KEY]
+
+
+def _verified(facts: TileFacts, session_hash: str) -> bool:
+    """get_user's check: the session's hash matches the current password's (no fallback keys)."""
+    if not facts.user_found or not facts.user_is_active:
+        return False
+    return constant_time_compare(session_hash, User(password=facts.user_password).get_session_auth_hash())
+
+
+def _response(status: int, content_type: str, body: bytes, headers: list[tuple[str, str]]) -> tuple:
+    all_headers = [("Content-Type", content_type), *headers, ("Content-Length", str(len(body)))]
+    return status, [(name.lower().encode(), value.encode("latin-1")) for name, value in all_headers], body
+
+
+async def warm_tile_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """(status, headers, body) when the route can answer exactly as the tile view; else None."""
+    match = TILE_PATH.fullmatch(scope["path"])
+    if scope["method"] != "GET" or match is None or scope.get("root_path"):
+        return NOT_ANSWERED
+    layer_id, z, x, y = UUID(match[1]), int(match[2]), int(match[3]), int(match[4])
+    headers = _headers(scope)
+    is_secure = _is_secure(scope, headers)
+    if not tile_in_range(z, x, y) or "authorization" in headers or (settings.SECURE_SSL_REDIRECT and not is_secure):
+        return NOT_ANSWERED
+    _check_host(headers)
+    query = _query(scope)
+    user_id, session_hash = await _session_user(headers)
+    facts = await tile_facts(layer_id, user_id)
+    if facts is None:
+        return NOT_ANSWERED
+    if user_id is not None and not _verified(facts, session_hash):
+        return NOT_ANSWERED  # Django flushes the session or treats the user as nobody
+    if not facts.may_view(facts.actor(user_id, query.get("share_token"))):
+        return NOT_ANSWERED  # Django's 404
+    key = tile_key(facts.layer, (), z, x, y)
+    etag = etag_for(key)
+    control = tile_cache_control(
+        is_public=facts.is_public, data_version=facts.layer.data_version, requested_version=query.get("v")
+    )
+    view_headers = tile_headers(etag=etag, cache_control=control)
+    view_headers["Vary"] += ", Cookie"  # SessionMiddleware: the view read the session
+    response_headers = [*view_headers.items(), *middleware_headers(is_secure=is_secure)]
+    if etag in headers.get("if-none-match", ""):
+        return _response(304, HTML_TYPE, b"", response_headers)
+    if "gzip" not in headers.get("accept-encoding", ""):
+        return NOT_ANSWERED  # rare: Django decompresses
+    gzipped = await aio.cache_get(key)
+    if gzipped is None:
+        return NOT_ANSWERED
+    if not gzipped:
+        return _response(204, HTML_TYPE, b"", response_headers)
+    return _response(200, MVT_CONTENT_TYPE, gzipped, [("Content-Encoding", "gzip"), *response_headers])
+
+
+def warm_tile_route(django_app: ASGIApp) -> ASGIApp:
+    """`django_app` behind the warm-tile route."""
+
+    async def application(scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http":
+            try:
+                answer = await warm_tile_answer(scope)
+            except Fallthrough:
+                answer = NOT_ANSWERED
+            except Exception:  # Django answers (and reports) whatever went wrong here
+                logger.warning("warm tile route fell through on an error", exc_info=True)
+                answer = NOT_ANSWERED
+            if answer is not None:
+                status, headers, body = answer
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await django_app(scope, receive, send)
+
+    return application

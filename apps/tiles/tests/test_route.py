@@ -1,0 +1,180 @@
+"""The warm-tile ASGI route answers exactly as the Django tile view, or lets Django answer.
+
+Both are driven as ASGI apps against real PostGIS and Redis: each request goes to the
+route (in front of Django, as config.asgi wires it) and straight to Django, and the
+status, headers and body must be equal. A recording Django app tells who answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.gis.geos import Point
+from django.test import Client
+
+from apps.accounts.models import User
+from apps.layers.models import Layer
+from apps.maps.models import Map, MapCollaborator
+from apps.workspaces.models import Role
+from tests.asgi_client import Answer, session_cookie, through_django, through_route
+from tests.factories import CollaboratorFactory, FeatureFactory, MapLayerFactory, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the route reads through its own connections
+
+
+GZIP = {"accept-encoding": "gzip, deflate"}
+
+
+@dataclass
+class World:
+    private: Layer
+    workspace: Layer
+    public: Layer
+    public_map: Map
+    owner: User
+    viewer: User
+    collaborator: User
+    outsider: User
+
+
+@pytest.fixture
+def world() -> World:
+    private = MapLayerFactory(map__visibility="private")
+    ws = private.map.workspace
+    workspace = MapLayerFactory(map__workspace=ws, map__visibility="workspace")
+    public = MapLayerFactory(map__workspace=ws, map__visibility="public")
+    for entry in (private, workspace, public):
+        FeatureFactory(layer=entry.layer, geom=Point(24.94, 60.17, srid=4326))
+    owner = MembershipFactory(workspace=ws, role=Role.OWNER).user
+    viewer = MembershipFactory(workspace=ws, role=Role.VIEWER).user
+    collaborator = CollaboratorFactory(map=private.map).user
+    return World(private.layer, workspace.layer, public.layer, public.map, owner, viewer, collaborator, UserFactory())
+
+
+def tile(layer: Layer, zxy: str = "0/0/0", query: str = "") -> str:
+    return f"/tiles/layers/{layer.pk}/{zxy}.mvt" + (f"?{query}" if query else "")
+
+
+def assert_same(path: str, headers: dict[str, str], *, route_answers: bool) -> Answer:
+    """Warm the cache through Django, then the route and Django must answer alike."""
+    through_django(path, headers)
+    routed = through_route(path, headers)
+    plain = through_django(path, headers)
+    assert (routed.status, routed.headers, routed.body) == (plain.status, plain.headers, plain.body)
+    assert routed.by_django is not route_answers, (routed.status, routed.by_django)
+    return routed
+
+
+ACTOR_CASES = [
+    # actor, layer, expected status, served by the route
+    ("owner", "private", 200, True),
+    ("owner", "workspace", 200, True),
+    ("viewer", "private", 404, False),
+    ("viewer", "workspace", 200, True),
+    ("collaborator", "private", 200, True),
+    ("collaborator", "workspace", 404, False),
+    ("outsider", "workspace", 404, False),
+    ("outsider", "public", 200, True),
+    ("anonymous", "private", 404, False),
+    ("anonymous", "public", 200, True),
+]
+
+
+@pytest.mark.parametrize(("actor", "layer", "status", "served"), ACTOR_CASES)
+def test_route_answers_each_actor_as_the_view(world: World, actor: str, layer: str, status: int, served: bool) -> None:
+    headers = dict(GZIP)
+    if actor != "anonymous":
+        headers["cookie"] = session_cookie(getattr(world, actor))
+    answer = assert_same(tile(getattr(world, layer)), headers, route_answers=served)
+    assert answer.status == status
+
+
+def test_anonymous_with_share_token_gets_the_public_tile_and_a_revoked_one_gets_404(world: World) -> None:
+    path = tile(world.public, query=f"share_token={world.public_map.share_token}")
+    assert assert_same(path, GZIP, route_answers=True).status == 200
+    Map.objects.unscoped().filter(pk=world.public_map.pk).update(visibility="private")
+    assert assert_same(path, GZIP, route_answers=False).status == 404
+
+
+def test_removed_collaborator_gets_404(world: World) -> None:
+    headers = {**GZIP, "cookie": session_cookie(world.collaborator)}
+    assert assert_same(tile(world.private), headers, route_answers=True).status == 200
+    MapCollaborator.objects.unscoped().filter(user=world.collaborator).delete()
+    assert assert_same(tile(world.private), headers, route_answers=False).status == 404
+
+
+def test_inactive_user_is_left_to_django(world: World) -> None:
+    headers = {**GZIP, "cookie": session_cookie(world.owner)}
+    User.objects.filter(pk=world.owner.pk).update(is_active=False)
+    assert assert_same(tile(world.private), headers, route_answers=False).status == 404
+
+
+def test_logged_out_session_is_left_to_django(world: World) -> None:
+    client = Client()
+    client.force_login(world.owner)
+    headers = {**GZIP, "cookie": f"sessionid={client.cookies['sessionid'].value}"}
+    client.logout()
+    assert assert_same(tile(world.private), headers, route_answers=False).status == 404
+
+
+def test_changed_password_invalidates_the_session_for_the_route_too(world: World) -> None:
+    headers = {**GZIP, "cookie": session_cookie(world.owner)}
+    world.owner.set_password("a-new-password-123")
+    world.owner.save()
+    through_django(tile(world.private), GZIP)  # warm, as nobody would be allowed to
+    routed = through_route(tile(world.private), headers)
+    assert routed.by_django and routed.status == 404
+
+
+def test_if_none_match_answers_304_like_the_view(world: World) -> None:
+    headers = {**GZIP, "cookie": session_cookie(world.viewer)}
+    etag = through_django(tile(world.workspace), headers).headers["etag"]
+    answer = assert_same(tile(world.workspace), {**headers, "if-none-match": etag}, route_answers=True)
+    assert answer.status == 304
+
+
+def test_empty_tile_answers_204_like_the_view(world: World) -> None:
+    path = tile(world.public, "10/0/0", query=f"v={world.public.data_version}")
+    answer = assert_same(path, GZIP, route_answers=True)
+    assert answer.status == 204
+    assert answer.headers["cache-control"] == "public, max-age=86400"
+
+
+def test_cache_miss_falls_through_to_django(world: World) -> None:
+    routed = through_route(tile(world.public), GZIP)
+    assert routed.by_django and routed.status == 200
+    assert through_route(tile(world.public), GZIP).by_django is False  # now warm
+
+
+def test_filters_api_tokens_and_plain_clients_are_left_to_django(world: World) -> None:
+    through_django(tile(world.public), GZIP)
+    for path, headers in [
+        (tile(world.public, query="name=Feature"), GZIP),
+        (tile(world.public), {**GZIP, "authorization": "Token nope"}),
+        (tile(world.public), {}),
+    ]:
+        assert through_route(path, headers).by_django, (path, headers)
+
+
+def test_edit_bumps_the_key_so_the_route_serves_no_stale_tile(world: World) -> None:
+    assert_same(tile(world.public), GZIP, route_answers=True)
+    Layer.objects.unscoped().filter(pk=world.public.pk).update(data_version=world.public.data_version + 1)
+    routed = through_route(tile(world.public), GZIP)
+    assert routed.by_django  # the new version's tile is not cached yet
+
+
+def test_tiles_are_cached_per_layer(world: World) -> None:
+    public = assert_same(tile(world.public), GZIP, route_answers=True)
+    headers = {**GZIP, "cookie": session_cookie(world.owner)}
+    private = assert_same(tile(world.private), headers, route_answers=True)
+    assert public.headers["etag"] != private.headers["etag"]
+    assert public.headers["cache-control"].startswith("public")
+    assert private.headers["cache-control"].startswith("private")
+
+
+def test_unknown_session_cookie_is_left_to_django(world: World) -> None:
+    headers = {**GZIP, "cookie": "sessionid=no-such-session-key-anywhere"}
+    answer = assert_same(tile(world.public), headers, route_answers=False)
+    assert answer.status == 200
+    assert "set-cookie" in answer.headers  # Django deletes the stale cookie; the route could not
