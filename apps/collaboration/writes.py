@@ -1,9 +1,9 @@
 """Writes from the map socket: each authorised afresh, run through the service REST calls, answered once.
 
-Every writer runs inside one transaction opened by `write_reply`. The service's
-`MapEvent` append locks the map row until that transaction commits, so reading
-the map's `last_event_seq` before leaving it gives exactly the seq of the event
-this write appended (the `ack`'s `seq`), with no race against other writers.
+Feature writes run in the one transaction their service opens (no outer
+transaction, so no savepoint pair around it); every other writer runs inside
+one transaction opened by `write_reply`. The `ack`'s `seq` is that of the event
+the write appended to this map, taken from the append itself.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.contrib.gis.geos import Point
 from django.db import transaction
 
 from apps.accounts.models import User
+from apps.collaboration.models import MapEvent
 from apps.collaboration.protocol import (
     Ack,
     CommentCreate,
@@ -35,6 +36,7 @@ from apps.collaboration.protocol import (
     out,
 )
 from apps.collaboration.selectors import SocketAdmission, map_last_seq, socket_admission
+from apps.collaboration.services import appended_map_events
 from apps.comments.selectors import comment_access, rights_on_map
 from apps.comments.services import comment_create
 from apps.core import errors
@@ -69,15 +71,21 @@ def write_reply(user: User, map_id: str, message: WriteMessage) -> Reply:
         admission = socket_admission(user, map_id, share_token=None)
         if admission is None:
             raise errors.NotFound()
-        with workspace_scope(admission.map.workspace_id), transaction.atomic():
-            return _WRITERS[message.type](user, admission, message)
+        with workspace_scope(admission.map.workspace_id), appended_map_events() as appended:
+            if message.type in _OWN_TRANSACTION:
+                return _WRITERS[message.type](user, admission, message, appended)
+            with transaction.atomic():
+                return _WRITERS[message.type](user, admission, message, appended)
     except errors.ApplicationError as exc:
         return _error_reply(exc, message.client_msg_id)
 
 
-def _ack(admission: SocketAdmission, message: WriteMessage, **fields: Any) -> Reply:
-    """Called inside the writing transaction, after the service appended this map's event."""
-    return out(Ack(client_msg_id=message.client_msg_id, seq=map_last_seq(admission.map), **fields))
+def _ack(admission: SocketAdmission, message: WriteMessage, appended: list[MapEvent], **fields: Any) -> Reply:
+    """Answers with the seq of the event this write appended to this map."""
+    seqs = [event.seq for event in appended if event.map_id == admission.map.pk]
+    # A write that changed nothing appended no event: inside its transaction, the map's newest seq.
+    seq = seqs[-1] if seqs else map_last_seq(admission.map)
+    return out(Ack(client_msg_id=message.client_msg_id, seq=seq, **fields))
 
 
 def _require(admission: SocketAdmission, action: MapAction) -> None:
@@ -90,9 +98,14 @@ def _require(admission: SocketAdmission, action: MapAction) -> None:
 
 
 def _editable_layer(admission: SocketAdmission, layer_id: object) -> LayerAccess:
-    # Only layers on this socket's map: the write's event must reach this map's log.
-    map_layer_on(admission.map, str(layer_id))
-    return layer_access(admission.actor, str(layer_id), action=LayerAction.EDIT)
+    # Only layers on this socket's map: the write's event must reach this map's log. The maps
+    # holding the layer were loaded to judge access, so they answer that too (no query).
+    access = layer_access(admission.actor, str(layer_id))
+    if admission.map.pk not in {held.pk for held in access.maps}:
+        raise errors.NotFound()
+    if not access.allows(LayerAction.EDIT):
+        raise errors.PermissionDenied(f"You may not {LayerAction.EDIT} this layer.")
+    return access
 
 
 def _conflict(access: LayerAccess, message: FeatureUpdate | FeatureDelete, exc: errors.ApplicationError) -> Reply:
@@ -116,14 +129,14 @@ def _conflict(access: LayerAccess, message: FeatureUpdate | FeatureDelete, exc: 
     )
 
 
-def _feature_create(user: User, admission: SocketAdmission, message: FeatureCreate) -> Reply:
+def _feature_create(user: User, admission: SocketAdmission, message: FeatureCreate, appended: list[MapEvent]) -> Reply:
     access = _editable_layer(admission, message.layer)
     inputs = [FeatureInput(message.geometry, message.properties, message.external_id)]
     [feature] = features_create(access=access, user=user, inputs=inputs)
-    return _ack(admission, message, feature_id=feature.pk, version=feature.version)
+    return _ack(admission, message, appended, feature_id=feature.pk, version=feature.version)
 
 
-def _feature_update(user: User, admission: SocketAdmission, message: FeatureUpdate) -> Reply:
+def _feature_update(user: User, admission: SocketAdmission, message: FeatureUpdate, appended: list[MapEvent]) -> Reply:
     access = _editable_layer(admission, message.layer)
     try:
         feature = feature_update(
@@ -137,19 +150,19 @@ def _feature_update(user: User, admission: SocketAdmission, message: FeatureUpda
         )
     except (errors.StaleVersion, errors.NotFound) as exc:
         return _conflict(access, message, exc)
-    return _ack(admission, message, feature_id=feature.pk, version=feature.version)
+    return _ack(admission, message, appended, feature_id=feature.pk, version=feature.version)
 
 
-def _feature_delete(user: User, admission: SocketAdmission, message: FeatureDelete) -> Reply:
+def _feature_delete(user: User, admission: SocketAdmission, message: FeatureDelete, appended: list[MapEvent]) -> Reply:
     access = _editable_layer(admission, message.layer)
     try:
         feature_delete(access=access, user=user, feature_id=message.feature_id, base_version=message.base_version)
     except (errors.StaleVersion, errors.NotFound) as exc:
         return _conflict(access, message, exc)
-    return _ack(admission, message, feature_id=message.feature_id, version=message.base_version)
+    return _ack(admission, message, appended, feature_id=message.feature_id, version=message.base_version)
 
 
-def _comment_create(user: User, admission: SocketAdmission, message: CommentCreate) -> Reply:
+def _comment_create(user: User, admission: SocketAdmission, message: CommentCreate, appended: list[MapEvent]) -> Reply:
     parent = comment_access(admission.actor, message.parent)[0] if message.parent else None
     anchor = Point(message.anchor.lng, message.anchor.lat, srid=4326) if message.anchor else None
     comment = comment_create(
@@ -161,13 +174,13 @@ def _comment_create(user: User, admission: SocketAdmission, message: CommentCrea
         anchor=anchor,
         anchor_zoom=message.anchor_zoom,
     )
-    return _ack(admission, message, comment_id=str(comment.pk))
+    return _ack(admission, message, appended, comment_id=str(comment.pk))
 
 
 # --- layers on the map ----------------------------------------------------------------------
 
 
-def _layer_add(user: User, admission: SocketAdmission, message: LayerAdd) -> Reply:
+def _layer_add(user: User, admission: SocketAdmission, message: LayerAdd, appended: list[MapEvent]) -> Reply:
     _require(admission, MapAction.EDIT)
     access = layer_access(admission.actor, str(message.layer))
     map_layer_add(
@@ -178,51 +191,54 @@ def _layer_add(user: User, admission: SocketAdmission, message: LayerAdd) -> Rep
         layer_permissions=access.actions,
         **message.placement(),
     )
-    return _ack(admission, message, layer=str(message.layer))
+    return _ack(admission, message, appended, layer=str(message.layer))
 
 
-def _layer_remove(user: User, admission: SocketAdmission, message: LayerRemove) -> Reply:
+def _layer_remove(user: User, admission: SocketAdmission, message: LayerRemove, appended: list[MapEvent]) -> Reply:
     _require(admission, MapAction.EDIT)
     map_layer_remove(actor=admission.actor, user=user, entry=map_layer_on(admission.map, str(message.layer)))
-    return _ack(admission, message, layer=str(message.layer))
+    return _ack(admission, message, appended, layer=str(message.layer))
 
 
-def _layer_reorder(user: User, admission: SocketAdmission, message: LayerReorder) -> Reply:
+def _layer_reorder(user: User, admission: SocketAdmission, message: LayerReorder, appended: list[MapEvent]) -> Reply:
     _require(admission, MapAction.EDIT)
     layer_ids = [str(layer_id) for layer_id in message.layers]
     map_layers_reorder(actor=admission.actor, user=user, map=admission.map, layer_ids=layer_ids)
-    return _ack(admission, message)
+    return _ack(admission, message, appended)
 
 
-def _layer_display(user: User, admission: SocketAdmission, message: LayerDisplay) -> Reply:
+def _layer_display(user: User, admission: SocketAdmission, message: LayerDisplay, appended: list[MapEvent]) -> Reply:
     _require(admission, MapAction.EDIT)
     entry = map_layer_on(admission.map, str(message.layer))
     map_layer_update(actor=admission.actor, user=user, entry=entry, fields=message.changes())
-    return _ack(admission, message, layer=str(message.layer))
+    return _ack(admission, message, appended, layer=str(message.layer))
 
 
-def _layer_style(user: User, admission: SocketAdmission, message: LayerStyle) -> Reply:
+def _layer_style(user: User, admission: SocketAdmission, message: LayerStyle, appended: list[MapEvent]) -> Reply:
     _require(admission, MapAction.EDIT)
     layer_update(access=_editable_layer(admission, message.layer), user=user, fields=message.changes())
-    return _ack(admission, message, layer=str(message.layer))
+    return _ack(admission, message, appended, layer=str(message.layer))
 
 
 # --- the map itself ---------------------------------------------------------------------------
 
 
-def _map_view(user: User, admission: SocketAdmission, message: MapView) -> Reply:
+def _map_view(user: User, admission: SocketAdmission, message: MapView, appended: list[MapEvent]) -> Reply:
     fields = message.changes()
     if center := fields.get("center"):
         fields["center"] = Point(center.lng, center.lat, srid=4326)
     map_update(actor=admission.actor, user=user, map=admission.map, fields=fields)
-    return _ack(admission, message)
+    return _ack(admission, message, appended)
 
 
-def _map_settings(user: User, admission: SocketAdmission, message: MapSettings) -> Reply:
+def _map_settings(user: User, admission: SocketAdmission, message: MapSettings, appended: list[MapEvent]) -> Reply:
     # Which of edit or manage is needed depends on the fields; the service decides.
     map_update(actor=admission.actor, user=user, map=admission.map, fields=message.changes())
-    return _ack(admission, message)
+    return _ack(admission, message, appended)
 
+
+# These open their one transaction in the service; a conflict is read after its rollback.
+_OWN_TRANSACTION = frozenset({"feature.create", "feature.update", "feature.delete"})
 
 _WRITERS: dict[str, Any] = {
     "feature.create": _feature_create,

@@ -212,7 +212,8 @@ def features_create(
     rows, schema = _validated_inputs(layer, inputs, field="features" if collection else "")
     manager = Feature.objects.for_workspace(layer.workspace_id)
     try:
-        with transaction.atomic():
+        # No savepoint: a duplicate external_id fails the whole write, so the transaction is rolled back anyway.
+        with transaction.atomic(savepoint=False):
             features = manager.bulk_create(
                 [
                     Feature(
