@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from apps.imports.loading import staging_tables_left
 from apps.jobs.models import Job
 from apps.layers.models import Layer
 from apps.workspaces.models import Role, Workspace
@@ -21,6 +22,16 @@ from conftest import client_for
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 IMPORTS_URL = "/api/v1/imports/"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_scratch_tables_from_an_interrupted_run(django_db_setup: None, django_db_blocker: Any) -> None:
+    """--reuse-db keeps the test database between runs, and a run stopped mid-import keeps its
+    scratch tables: every later "nothing left behind" assertion would blame them on the wrong test."""
+    with django_db_blocker.unblock():
+        for name in staging_tables_left():
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {name}")  # names matched import_(stage|prep)_<hex>
 
 
 @pytest.fixture(autouse=True)
