@@ -11,7 +11,7 @@ jobs, which then skips the map group's copy).
 Concurrency: Channels hands one consumer its websocket frames and channel-layer
 messages one at a time, so a handler never races another handler of the same
 connection. Only the presence heartbeat runs beside them, and it touches
-nothing but Redis.
+nothing but Redis (the seq-gap timer only posts a message to our own channel).
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ logger = logging.getLogger(__name__)
 REPLAY_LIMIT = 1000
 # Cursors and selections: excess is dropped, never queued (a stale cursor is worthless).
 EPHEMERAL_RATE, EPHEMERAL_BURST = 20.0, 20
+# How long an event that arrived ahead of a gap in seq waits for the missing one (whose publish it
+# overtook) before the gap is filled from the log: bursts of edits from two server processes did
+# this for most events, and 50 sockets reading the log at once held up every socket's delivery.
+GAP_WAIT_SECONDS = 0.2
 # Writes: excess is refused with `rate_limited`, since every write is owed an answer.
 WRITE_RATE, WRITE_BURST = 10.0, 20
 
@@ -85,6 +89,8 @@ class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
         self.closed = False
         self.synced = False  # no events until the client's hello says where it stands
         self.delivered_seq = 0
+        self.held_events: dict[int, dict[str, Any]] = {}  # arrived ahead of a gap in seq
+        self.gap_check: asyncio.Task[None] | None = None
         self.joined_groups: list[str] = []
         self.member: PresenceMember | None = None
         self.store: presence.PresenceStore | None = None
@@ -166,6 +172,9 @@ class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
         if self.heartbeat is not None:
             self.heartbeat.cancel()
             self.heartbeat = None
+        if self.gap_check is not None:
+            self.gap_check.cancel()
+            self.gap_check = None
         for group in self.joined_groups:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.joined_groups = []
@@ -286,16 +295,44 @@ class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
     # --- channel layer → client -----------------------------------------------------------
 
     async def map_event(self, event: dict[str, Any]) -> None:
-        """Deliver exactly once and in seq order; a gap (publishes can overtake each other) is filled from the log."""
+        """Deliver exactly once and in seq order.
+
+        Events commit in seq order but are published after their commits from different
+        threads and processes, so one can overtake another: an event after a gap is held
+        until the missing one arrives, or for GAP_WAIT_SECONDS, after which the log fills
+        the gap (a publish can fail; the event is in the log all the same).
+        """
         if not self.synced or self.closed:
             return
         message = event["message"]
         seq = int(message["seq"])
-        if seq > self.delivered_seq + 1:
-            await self._replay(after=self.delivered_seq)
-        if seq == self.delivered_seq + 1:
+        if seq <= self.delivered_seq:
+            return  # already delivered, by a replay
+        self.held_events[seq] = message
+        await self._deliver_held()
+        if self.held_events and self.gap_check is None:
+            self.gap_check = asyncio.create_task(self._check_gap_later())
+
+    async def _deliver_held(self) -> None:
+        while (message := self.held_events.pop(self.delivered_seq + 1, None)) is not None:
             await self.send_json(message)
-            self.delivered_seq = seq
+            self.delivered_seq += 1
+
+    async def _check_gap_later(self) -> None:
+        """Through our own channel, so the check runs in turn with every other handler, not beside them."""
+        await asyncio.sleep(GAP_WAIT_SECONDS)
+        await self.channel_layer.send(self.channel_name, {"type": "events.gap"})
+
+    async def events_gap(self, event: dict[str, Any]) -> None:
+        """The wait is over: whatever is still missing comes from the log."""
+        self.gap_check = None
+        if self.closed or not self.held_events:
+            return
+        await self._replay(after=self.delivered_seq)
+        self.held_events = {seq: held for seq, held in self.held_events.items() if seq > self.delivered_seq}
+        await self._deliver_held()
+        if self.held_events:
+            self.gap_check = asyncio.create_task(self._check_gap_later())
 
     async def _relay(self, event: dict[str, Any]) -> None:
         if event.get("sender") != self.connection_id:

@@ -60,9 +60,10 @@ def layer_access(actor: Actor, layer_id: UUID | str, *, action: LayerAction = La
     return LayerAccess(layer=layer, actions=actions, maps=maps)
 
 
-# The tile hot path: the layer's fields the rules and the tile SQL need, and the
-# maps holding it, in one primary-key lookup (no geometry decoding, no second query).
-_TILE_LAYER_SQL = """
+# Hot paths (tiles, socket feature writes): the layer's fields the rules, the tile SQL and the
+# feature services need, and the maps holding it, in one primary-key lookup (no geometry
+# decoding, no second query).
+_LEAN_LAYER_SQL = """
     SELECT l.workspace_id, l.data_version, l.attribute_schema, l.geometry_type, l.is_global, l.created_by_id,
            l.editable, l.source_type, l.source_config, l.style_config, l.feature_count,
            coalesce((
@@ -78,10 +79,14 @@ def _json(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def layer_access_for_tiles(actor: Actor, layer_id: UUID | str) -> LayerAccess:
-    """`layer_access` for tiles: the same rules over lean, unsaved instances built from one query."""
+def layer_access_lean(actor: Actor, layer_id: UUID | str) -> LayerAccess:
+    """`layer_access` for hot paths: the same rules over lean, unsaved instances built from one query.
+
+    The instances carry only the fields the query reads (no name, extent or configs beyond
+    source and style); writers that need the whole row lock and reload it.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(_TILE_LAYER_SQL, [str(layer_id)])
+        cursor.execute(_LEAN_LAYER_SQL, [str(layer_id)])
         row = cursor.fetchone()
     if row is None:
         raise NotFound()

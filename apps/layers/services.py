@@ -8,11 +8,13 @@ the layer. Updates and deletes are compare-and-swap on `Feature.version`.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.gis.geos import GEOSGeometry, Polygon
-from django.db import IntegrityError, transaction
+from django.contrib.gis.geos import GEOSGeometry
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -136,21 +138,77 @@ def _require_edit(access: LayerAccess) -> None:
 
 
 def _locked_layer(layer: Layer) -> Layer:
-    return Layer.objects.for_workspace(layer.workspace_id).select_for_update().get(pk=layer.pk)
+    locked = Layer.objects.for_workspace(layer.workspace_id).select_for_update().filter(pk=layer.pk).first()
+    if locked is None:
+        raise NotFound()
+    return locked
 
 
-def _touch_layer(layer: Layer, *, schema: dict[str, str], count_delta: int, geometries: list[GEOSGeometry]) -> None:
-    """Bump data_version (no stale tile after commit), keep count, schema and extent current."""
-    updates: dict[str, Any] = {"data_version": F("data_version") + 1, "updated_at": timezone.now()}
-    if count_delta:
-        updates["feature_count"] = F("feature_count") + count_delta
-    if schema != layer.attribute_schema:
-        updates["attribute_schema"] = schema
-    if geometries:
-        extent = _grown_extent(layer.extent, geometries)
-        if extent is not None:
-            updates["extent"] = extent
-    Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(**updates)
+_TOUCH_LAYER_SQL = """
+UPDATE layers_layer SET
+    data_version = data_version + 1,
+    updated_at = %(now)s,
+    feature_count = feature_count + %(count_delta)s,
+    attribute_schema = %(schema)s::jsonb,
+    extent = CASE WHEN NOT %(grow)s THEN extent ELSE (
+        SELECT ST_MakeEnvelope(x0 - pad, y0 - pad, x1 + pad, y1 + pad, 4326)
+        FROM (
+            SELECT *, CASE WHEN x0 = x1 OR y0 = y1 THEN 1e-7 ELSE 0 END AS pad  -- a point: pad to a polygon
+            FROM (
+                SELECT least(%(xmin)s, ST_XMin(extent)) AS x0, least(%(ymin)s, ST_YMin(extent)) AS y0,
+                       greatest(%(xmax)s, ST_XMax(extent)) AS x1, greatest(%(ymax)s, ST_YMax(extent)) AS y1
+            ) AS bounds  -- LEAST and GREATEST skip the NULLs of a layer without an extent yet
+        ) AS padded
+    ) END
+WHERE id = %(layer)s AND workspace_id = %(workspace)s
+  AND attribute_schema = %(seen_schema)s::jsonb AND geometry_type = %(seen_family)s
+RETURNING feature_count
+"""
+
+
+def _layer_bumped(layer: Layer, *, schema: dict[str, str], count_delta: int, box: list[float] | None) -> int | None:
+    """The layer's new feature count, or None when its schema or geometry type is no longer `layer`'s."""
+    params = {
+        "layer": layer.pk,
+        "workspace": layer.workspace_id,
+        "now": timezone.now(),
+        "count_delta": count_delta,
+        "schema": json.dumps(schema),
+        "seen_schema": json.dumps(layer.attribute_schema),
+        "seen_family": layer.geometry_type,
+        "grow": box is not None,
+        **dict(zip(("xmin", "ymin", "xmax", "ymax"), box or [0.0, 0.0, 0.0, 0.0], strict=True)),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_TOUCH_LAYER_SQL, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _touch_layer(
+    layer: Layer,
+    *,
+    schema: dict[str, str],
+    count_delta: int,
+    geometries: list[GEOSGeometry],
+    revalidate: Callable[[Layer], dict[str, str]] | None = None,
+) -> None:
+    """Record a change to the layer's features: version, count, extent, schema; tiling after commit.
+
+    `layer` is the row as the write read it. A writer that did not lock it first passes
+    `revalidate`: if the schema changed meanwhile, the write is checked again against the
+    locked current row (and fails there, rolling back, if it no longer fits).
+    """
+    box = _bounding_box(geometries)
+    count = _layer_bumped(layer, schema=schema, count_delta=count_delta, box=box)
+    if count is None:
+        if revalidate is None:
+            raise NotFound()  # the caller held the row lock: only a deleted layer gets here
+        current = _locked_layer(layer)
+        count = _layer_bumped(current, schema=revalidate(current), count_delta=count_delta, box=box)
+        if count is None:
+            raise NotFound()
+    layer.feature_count = count
     transaction.on_commit(lambda: _schedule_tiling(layer))
 
 
@@ -161,17 +219,11 @@ def _schedule_tiling(layer: Layer) -> None:
     layer_tiling_schedule(layer=layer)
 
 
-def _grown_extent(current: Polygon | None, geometries: list[GEOSGeometry]) -> Polygon | None:
+def _bounding_box(geometries: list[GEOSGeometry]) -> list[float] | None:
+    if not geometries:
+        return None
     xs_min, ys_min, xs_max, ys_max = zip(*(g.extent for g in geometries), strict=True)
-    box = [min(xs_min), min(ys_min), max(xs_max), max(ys_max)]
-    if current is not None:
-        cx0, cy0, cx1, cy1 = current.extent
-        box = [min(box[0], cx0), min(box[1], cy0), max(box[2], cx1), max(box[3], cy1)]
-    if box[0] == box[2] or box[1] == box[3]:  # a single point: pad so it is a polygon
-        box = [box[0] - 1e-7, box[1] - 1e-7, box[2] + 1e-7, box[3] + 1e-7]
-    extent = Polygon.from_bbox(box)
-    extent.srid = 4326
-    return extent
+    return [min(xs_min), min(ys_min), max(xs_max), max(ys_max)]
 
 
 def _feature_payload(feature: Feature) -> dict[str, Any]:
@@ -208,8 +260,10 @@ def features_create(
     _require_edit(access)
     if not inputs:
         raise ApplicationError("No features given.", field="features")
-    layer = _locked_layer(access.layer)
-    rows, schema = _validated_inputs(layer, inputs, field="features" if collection else "")
+    # The layer as read to judge access: its row is locked only when touched, after the insert.
+    layer = access.layer
+    field = "features" if collection else ""
+    rows, schema = _validated_inputs(layer, inputs, field=field)
     manager = Feature.objects.for_workspace(layer.workspace_id)
     try:
         # No savepoint: a duplicate external_id fails the whole write, so the transaction is rolled back anyway.
@@ -230,7 +284,13 @@ def features_create(
             )
     except IntegrityError:
         raise Conflict("A feature with this external_id already exists in the layer.", field="external_id") from None
-    _touch_layer(layer, schema=schema, count_delta=len(features), geometries=[row[0] for row in rows])
+    _touch_layer(
+        layer,
+        schema=schema,
+        count_delta=len(features),
+        geometries=[row[0] for row in rows],
+        revalidate=lambda current: _validated_inputs(current, inputs, field=field)[1],
+    )
     if len(features) == 1:
         _layer_event(access, user, "feature.created", _feature_payload(features[0]))
     else:

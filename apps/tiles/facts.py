@@ -1,7 +1,7 @@
 """What the warm-tile route needs to decide access, in one query, judged by apps.maps.permissions.
 
 The rules are not restated here: the row becomes the same lean `Layer`, `Map`s and `Actor`
-that `layer_access_for_tiles` and `actor_for` build, and `layer_actions` decides.
+that `layer_access_lean` and `actor_for` build, and `layer_actions` decides.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from apps.tiles import aio
 # The layer by primary key, the maps holding it (maplayer (layer_id) index), and when a
 # session names a user: their password hash (to verify the session's auth hash), whether
 # they are active, their roles (membership user_id index) and accepted grants
-# (mapcollaborator user_id index) — the _TILE_LAYER_SQL and _ACTOR_SQL facts in one trip.
+# (mapcollaborator user_id index) — the _LEAN_LAYER_SQL and _ACTOR_SQL facts in one trip.
 TILE_FACTS_SQL = """
     SELECT l.workspace_id, l.data_version, l.is_global, l.created_by_id, l.editable,
            coalesce((

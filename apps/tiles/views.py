@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from apps.accounts.authentication import user_for_token_key
 from apps.core.errors import ApplicationError
 from apps.layers.filters import RESERVED_PARAMS, parse_filters
-from apps.layers.selectors import LayerAccess, layer_access, layer_access_for_tiles
+from apps.layers.selectors import LayerAccess, layer_access, layer_access_lean
 from apps.maps.models import Visibility
 from apps.maps.permissions import Actor
 from apps.maps.selectors import actor_for
@@ -64,7 +64,7 @@ def layer_tile(request: HttpRequest, layer_id: UUID, z: int, x: int, y: int) -> 
     if not tile_in_range(z, x, y):
         return JsonResponse({"code": "invalid", "detail": f"No tile {z}/{x}/{y} (zoom 0-{MAX_ZOOM})."}, status=400)
     try:
-        access = layer_access_for_tiles(_actor(request), layer_id)  # 404 before anything else
+        access = layer_access_lean(_actor(request), layer_id)  # 404 before anything else
         conditions = parse_filters(request.GET, access.layer.attribute_schema)
     except ApplicationError as exc:
         return _error(exc)

@@ -1,7 +1,8 @@
 """`make bench-realtime`: websocket fan-out under load, over the real ASGI server and Redis.
 
 50 clients on one map send cursors at 10 Hz while 10 edits a second are made
-(feature creates spread over the clients) for BENCH_SECONDS (60). The clients
+(feature creates spread over the clients and, by default, over each second;
+BENCH_EDIT_PATTERN=burst makes each second's 10 within ~100 ms) for BENCH_SECONDS (60). The clients
 run in BENCH_PROCESSES (5) load-generator processes, so the generator is not
 the bottleneck it measures. Every client measures cursor and edit latency as it
 receives them: send times ride in the cursor coordinates and in the feature
@@ -60,6 +61,9 @@ WS_DEFLATE = os.environ.get("BENCH_WS_DEFLATE", "false")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "60"))
 DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "30"))
 CURSOR_HZ = 10
+# "spread": a second's 10 editors each edit in their own tenth of it, as independent people would;
+# "burst": all 10 within the same ~100 ms (the clients' cursor phases), a harsher, synchronised load.
+EDIT_PATTERN = os.environ.get("BENCH_EDIT_PATTERN", "spread")
 EDITS_PER_SECOND = 10
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 OUT = ROOT / "var" / "bench" / "realtime.json"
@@ -132,10 +136,14 @@ class Client:
             sent = _now_ms()
             lng = (sent % WINDOW_MS) / 1000 - 180
             await socket.send(json.dumps({"type": "cursor", "lng": lng, "lat": rng.uniform(-60, 60)}))
-            if tick % CURSOR_HZ == 0 and (tick // CURSOR_HZ) % slots == edit_slot:
+            if tick % CURSOR_HZ == self._edit_tick(slots) and (tick // CURSOR_HZ) % slots == edit_slot:
                 await self._send_edit(socket, plan, f"{self.index}-{tick}")
             tick += 1
             await asyncio.sleep(max(0.0, 1 / CURSOR_HZ - (_now_ms() - sent) / 1000))
+
+    def _edit_tick(self, slots: int) -> int:
+        """Which tenth of its second this client edits in: the second's editors spread over it, or all at once."""
+        return 0 if EDIT_PATTERN == "burst" else (self.index // slots) % CURSOR_HZ
 
     async def _send_edit(self, socket: Any, plan: Plan, client_msg_id: str) -> None:
         sent = _now_ms()
@@ -291,7 +299,7 @@ def _report(clients: list[dict[str, Any]], final_seq: int, cpu_pct: dict[str, fl
     ack_ms = [v for c in clients for v in c["ack_ms"]]
     return {
         "clients": CLIENTS, "processes": PROCESSES, "server_workers": SERVER_WORKERS, "ws_deflate": WS_DEFLATE,
-        "seconds": SECONDS,
+        "seconds": SECONDS, "edit_pattern": EDIT_PATTERN,
         "edits_sent": sum(c["edits_sent"] for c in clients), "final_seq": final_seq,
         "edits_lost": lost, "duplicates": duplicates,
         "edit_p50_ms": _percentile(edit_ms, 50), "edit_p95_ms": _percentile(edit_ms, 95),

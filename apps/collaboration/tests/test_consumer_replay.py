@@ -126,3 +126,33 @@ def test_a_broadcast_that_overtakes_an_earlier_one_is_delivered_after_it(watched
         await socket.disconnect()
 
     run(scenario)
+
+
+def test_an_overtaken_broadcast_arriving_within_the_wait_is_put_in_order_without_reading_the_log(
+    watched, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    map, member = watched
+    log_reads: list[int] = []
+    real_replay = consumers.map_replay
+
+    def counted_replay(*args, **kwargs):
+        log_reads.append(kwargs["after"])
+        return real_replay(*args, **kwargs)
+
+    monkeypatch.setattr(consumers, "map_replay", counted_replay)
+
+    def log_two_and_publish_them_backwards() -> None:
+        first, second = _append(map, 2, publish=False)
+        publish_map_event(second)
+        publish_map_event(first)
+
+    async def scenario() -> None:
+        socket, _ = await open_socket(map.pk, user=member)
+        await socket.hello(0)
+        log_reads.clear()  # the hello's own catch-up
+        await database_sync_to_async(log_two_and_publish_them_backwards)()
+        assert await _events(socket) == [1, 2]
+        assert log_reads == []  # seq 2 waited for seq 1; nobody read the log
+        await socket.disconnect()
+
+    run(scenario)

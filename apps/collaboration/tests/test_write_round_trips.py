@@ -37,16 +37,27 @@ def _written(user: User, map: Map, message: WriteMessage) -> tuple[dict[str, Any
     return reply, [query["sql"] for query in queries.captured_queries]
 
 
-def test_a_socket_feature_create_costs_10_round_trips(board) -> None:
+def test_a_socket_feature_create_costs_8_round_trips(board) -> None:
     map, layer, editor = board
     message = FeatureCreate(type="feature.create", client_msg_id="c1", layer=layer.pk, geometry=POINT)
     reply, queries = _written(editor, map, message)
     assert (reply["type"], reply["seq"]) == ("ack", 1), reply
-    assert len(queries) == 10, "\n".join(queries)
+    assert len(queries) == 8, "\n".join(queries)
     assert not [sql for sql in queries if "SAVEPOINT" in sql]
 
 
-def test_a_socket_feature_update_costs_11_round_trips(board) -> None:
+def test_a_feature_create_locks_the_layer_only_after_its_insert(board) -> None:
+    """Creates on one layer queue on its row lock only for the layer update, the event and the commit."""
+    map, layer, editor = board
+    message = FeatureCreate(type="feature.create", client_msg_id="c1", layer=layer.pk, geometry=POINT)
+    _reply, queries = _written(editor, map, message)
+    assert not [sql for sql in queries if "FOR UPDATE" in sql], "\n".join(queries)
+    insert = next(i for i, sql in enumerate(queries) if sql.startswith('INSERT INTO "layers_feature"'))
+    touch = next(i for i, sql in enumerate(queries) if "UPDATE layers_layer" in sql)
+    assert insert < touch == len(queries) - 3, "\n".join(queries)  # then the event append, then COMMIT
+
+
+def test_a_socket_feature_update_costs_10_round_trips(board) -> None:
     map, layer, editor = board
     feature = FeatureFactory(layer=layer, properties={"name": "old"})
     message = FeatureUpdate(
@@ -59,10 +70,10 @@ def test_a_socket_feature_update_costs_11_round_trips(board) -> None:
     )
     reply, queries = _written(editor, map, message)
     assert (reply["type"], reply["seq"], reply["version"]) == ("ack", 1, feature.version + 1), reply
-    assert len(queries) == 11, "\n".join(queries)
+    assert len(queries) == 10, "\n".join(queries)
 
 
-def test_a_socket_feature_delete_costs_12_round_trips(board) -> None:
+def test_a_socket_feature_delete_costs_11_round_trips(board) -> None:
     map, layer, editor = board
     feature = FeatureFactory(layer=layer)
     message = FeatureDelete(
@@ -70,4 +81,4 @@ def test_a_socket_feature_delete_costs_12_round_trips(board) -> None:
     )
     reply, queries = _written(editor, map, message)
     assert (reply["type"], reply["seq"]) == ("ack", 1), reply
-    assert len(queries) == 12, "\n".join(queries)
+    assert len(queries) == 11, "\n".join(queries)

@@ -101,3 +101,87 @@ def test_reads_carry_the_version_as_etag_and_delete_with_it_succeeds() -> None:
     layer.refresh_from_db()
     assert layer.feature_count == 0
     assert not Feature.objects.for_workspace(layer.workspace_id).filter(pk=feature.pk).exists()
+
+
+# --- creates lock the layer late: a schema or extent that moved meanwhile is never lost ----------
+
+
+def _create_with_stale_access(access, user, properties, coordinates=(24.95, 60.17)):
+    from apps.layers.services import FeatureInput, features_create
+
+    geometry = {"type": "Point", "coordinates": list(coordinates)}
+    return features_create(access=access, user=user, inputs=[FeatureInput(geometry, properties)])
+
+
+def _access_read_now(user, layer: Layer):
+    from apps.layers.selectors import layer_access
+    from apps.maps.selectors import actor_for
+
+    return layer_access(actor_for(user), str(layer.pk))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_create_validated_against_an_old_schema_keeps_the_attributes_added_meanwhile() -> None:
+    layer, _feature, alice, bob = _world()
+    stale = _access_read_now(alice, layer)  # read before bob's create adds `owner`
+    _create_with_stale_access(_access_read_now(bob, layer), bob, {"owner": "bob"})
+
+    [created] = _create_with_stale_access(stale, alice, {"height": 12})
+
+    layer.refresh_from_db()
+    assert layer.attribute_schema == {"owner": "string", "height": "integer"}
+    assert layer.feature_count == 3
+    assert Feature.objects.for_workspace(layer.workspace_id).filter(pk=created.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_create_that_no_longer_fits_the_current_schema_is_refused_and_writes_nothing() -> None:
+    from apps.core.errors import ApplicationError
+
+    layer, _feature, alice, bob = _world()
+    stale = _access_read_now(alice, layer)  # `rooms` not known yet: an integer looks fine to it
+    _create_with_stale_access(_access_read_now(bob, layer), bob, {"rooms": "several"})
+    before = layer.__class__.objects.for_workspace(layer.workspace_id).get(pk=layer.pk)
+
+    with pytest.raises(ApplicationError) as refused:
+        _create_with_stale_access(stale, alice, {"rooms": 3})
+
+    assert refused.value.field == "properties.rooms"
+    after = layer.__class__.objects.for_workspace(layer.workspace_id).get(pk=layer.pk)
+    assert (after.feature_count, after.data_version, after.attribute_schema) == (
+        before.feature_count,
+        before.data_version,
+        before.attribute_schema,
+    )
+    assert not Feature.objects.for_workspace(layer.workspace_id).filter(properties__rooms=3).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_creates_from_stale_reads_grow_the_extent_to_cover_all_of_them_and_count_each() -> None:
+    layer, _feature, alice, bob = _world()
+    version = Layer.objects.for_workspace(layer.workspace_id).get(pk=layer.pk).data_version
+    stale_a, stale_b = _access_read_now(alice, layer), _access_read_now(bob, layer)
+
+    _create_with_stale_access(stale_a, alice, {}, coordinates=(-120.5, -40.25))
+    _create_with_stale_access(stale_b, bob, {}, coordinates=(150.75, 70.5))
+
+    layer.refresh_from_db()
+    xmin, ymin, xmax, ymax = layer.extent.extent
+    assert (xmin, ymin, xmax, ymax) == pytest.approx((-120.5, -40.25, 150.75, 70.5), abs=1e-6)  # 1st pads 1e-7
+    assert layer.feature_count == 3
+    assert layer.data_version == version + 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_feature_of_an_empty_layer_gets_a_padded_extent() -> None:
+    from apps.accounts.models import User
+
+    entry = MapLayerFactory(layer__geometry_type="point")
+    editor: User = MembershipFactory(workspace=entry.map.workspace, role=Role.EDITOR).user
+    assert entry.layer.extent is None
+
+    _create_with_stale_access(_access_read_now(editor, entry.layer), editor, {}, coordinates=(10.0, 20.0))
+
+    entry.layer.refresh_from_db()
+    assert entry.layer.extent.extent == pytest.approx((10.0 - 1e-7, 20.0 - 1e-7, 10.0 + 1e-7, 20.0 + 1e-7), abs=1e-12)
+    assert entry.layer.extent.area > 0
