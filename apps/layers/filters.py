@@ -59,8 +59,11 @@ class Condition:
             fragment = f"({props} ? {name})"
             return f"NOT {fragment}" if self.value else fragment
         if self.attribute_type in NUMERIC:
-            # jsonb_typeof guards the cast against a stray non-number in imported data.
-            lhs = f"jsonb_typeof({props} -> {name}) = 'number' AND ({props} -> {bind(self.attribute)})::numeric"
+            # A stray non-number (imported data) compares as NULL, so no operator matches it. A CASE,
+            # not an AND: PostgreSQL may evaluate AND's operands in any order, and the cast of a
+            # JSON string or null is an error, not NULL.
+            value = f"({props} -> {bind(self.attribute)})"
+            lhs = f"(CASE WHEN jsonb_typeof({props} -> {name}) = 'number' THEN {value}::numeric END)"
         elif self.attribute_type == "boolean":
             lhs = f"({props} -> {name})"
         else:  # strings and ISO dates compare as text

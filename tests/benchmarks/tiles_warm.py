@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import multiprocessing
 import os
 import random
-import threading
 import time
 from typing import Any
 
@@ -83,38 +83,38 @@ def _session_cookie(owner: User) -> str:
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-def _replay(paths: list[str], cookie: str) -> tuple[list[float], int]:
-    """Latencies in ms at c=CONCURRENCY over keep-alive connections, and the count of non-2xx answers."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    queue = list(paths)
+def _fetch_all(paths: list[str], cookie: str, results: Any) -> None:
+    """One simulated browser connection: `paths` in turn over keep-alive; (latencies in ms, non-2xx count)."""
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
     headers = {"Cookie": cookie, "Accept-Encoding": "gzip"}
+    latencies, errors = [], 0
+    for path in paths:
+        started = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        errors += response.status not in (200, 204)
+    conn.close()
+    results.put((latencies, errors))
 
-    def worker() -> None:
-        nonlocal errors
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-        while True:
-            with lock:
-                if not queue:
-                    break
-                path = queue.pop()
-            started = time.perf_counter()
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            elapsed = (time.perf_counter() - started) * 1000
-            with lock:
-                latencies.append(elapsed)
-                errors += response.status not in (200, 204)
-        conn.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, errors
+def _replay(paths: list[str], cookie: str) -> tuple[list[float], int]:
+    """Latencies in ms at c=CONCURRENCY, and the count of non-2xx answers.
+
+    One process per connection: client threads in one process would wait for each other's
+    GIL, and that wait would be measured as the server's latency.
+    """
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    shares = [paths[i::CONCURRENCY] for i in range(CONCURRENCY)]
+    workers = [context.Process(target=_fetch_all, args=(share, cookie, results)) for share in shares]
+    for worker in workers:
+        worker.start()
+    answers = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return [ms for latencies, _ in answers for ms in latencies], sum(errors for _, errors in answers)
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -125,3 +125,45 @@ def test_feature_lists_take_the_same_filters_as_tiles(small_layer) -> None:
     assert sorted(r["properties"]["price"] for r in rows) == [300, 900]
     bad = client.get(f"/api/v1/layers/{layer.pk}/features/?price__gte=lots")
     assert bad.status_code == 400 and bad.json()["detail"].startswith("price__gte")
+
+
+@pytest.mark.parametrize(
+    ("query", "prices"),
+    [
+        ("price__gte=0", [100, 300]),
+        ("price__ne=100", [300]),
+        ("price__in=100,300", [100, 300]),
+        ("price__lt=200", [100]),
+        ("price=300", [300]),
+    ],
+)
+def test_numeric_filters_pass_over_stray_strings_and_nulls_instead_of_failing(query: str, prices: list) -> None:
+    """Imported data can hold a string or null under a numeric attribute: no operator matches it, nothing errors."""
+    layer = LayerFactory(geometry_type="point", is_global=True)
+    layer.attribute_schema = {"price": "integer"}
+    layer.save()
+    for price in [100, 300, "n/a", None]:
+        FeatureFactory(layer=layer, geom=Point(24.95, 60.2, srid=4326), properties={"price": price})
+    FeatureFactory(layer=layer, geom=Point(24.95, 60.2, srid=4326), properties={})
+    client = client_for(MembershipFactory(workspace=layer.workspace).user)
+
+    listed = client.get(f"/api/v1/layers/{layer.pk}/features/?{query}")
+    viewport = client.get(f"/api/v1/layers/{layer.pk}/viewport/?{VIEW}&zoom=16&{query}")
+
+    assert listed.status_code == 200, listed.content
+    assert sorted(f["properties"]["price"] for f in listed.json()["features"]) == prices
+    assert viewport.status_code == 200, viewport.content
+    assert sorted(f["properties"]["price"] for f in viewport.json()["features"]) == prices
+
+
+def test_low_zoom_clusters_with_a_numeric_filter_pass_over_stray_strings(big_layer) -> None:
+    layer, member = big_layer
+    with connection.cursor() as cursor:  # every 10th price is text, as a sloppy import leaves it
+        cursor.execute(
+            "UPDATE layers_feature SET properties = jsonb_build_object('price', 'n/a') "
+            "WHERE layer_id = %s AND (properties ->> 'price')::int %% 10 = 0",
+            [layer.pk],
+        )
+    response = client_for(member).get(f"/api/v1/layers/{layer.pk}/viewport/?{VIEW}&zoom=6&price__gte=0")
+    assert response.status_code == 200, response.content
+    assert [c["count"] for c in response.json()["clusters"]] == [5400]
