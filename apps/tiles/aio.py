@@ -49,10 +49,23 @@ async def fetch_one(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
 
 async def cache_get(key: str) -> Any:
     """`cache.get(key)` without the thread hop; None when missing. `key` is unprefixed, as for `cache`."""
+    [value] = await cache_get_many([key])
+    return value
+
+
+async def cache_get_many(keys: list[str | None]) -> list[Any]:
+    """`cache_get` of each key in one round trip (MGET); None for a missing key, or where `keys` has None."""
     from django.core.cache import cache
 
+    wanted = [key for key in keys if key is not None]
+    if not wanted:
+        return [None] * len(keys)
     _pool, redis = await _clients_for_loop()
-    raw = await redis.get(cache.make_and_validate_key(key))
+    found = iter(await redis.mget([cache.make_and_validate_key(key) for key in wanted]))
+    return [None if key is None else _decoded(next(found)) for key in keys]
+
+
+def _decoded(raw: bytes | None) -> Any:
     if raw is None:
         return None
     try:

@@ -18,7 +18,11 @@ TILE_TTL_SECONDS = 24 * 60 * 60
 
 
 def tile_key(layer: Layer, conditions: tuple[Condition, ...], z: int, x: int, y: int) -> str:
-    return f"tile:{layer.pk}:{layer.data_version}:{filters_key(conditions)}:{z}/{x}/{y}"
+    return tile_key_at(layer.pk, layer.data_version, conditions, z, x, y)
+
+
+def tile_key_at(layer_id: object, data_version: int, conditions: tuple[Condition, ...], z: int, x: int, y: int) -> str:
+    return f"tile:{layer_id}:{data_version}:{filters_key(conditions)}:{z}/{x}/{y}"
 
 
 def etag_for(key: str) -> str:

@@ -29,7 +29,7 @@ from django.utils.module_loading import import_string
 from apps.accounts.models import User
 from apps.layers.filters import RESERVED_PARAMS
 from apps.tiles import aio
-from apps.tiles.cache import etag_for, tile_key
+from apps.tiles.cache import etag_for, tile_key, tile_key_at
 from apps.tiles.facts import TileFacts, tile_facts
 from apps.tiles.headers import MVT_CONTENT_TYPE, middleware_headers, tile_cache_control, tile_headers
 from apps.tiles.mvt import tile_in_range
@@ -110,16 +110,22 @@ def _backend_is_model_backend(path: str) -> bool:
     )
 
 
-async def _session_user(headers: dict[str, str]) -> tuple[int | None, str]:
-    """The signed-in user id and session auth hash (None: nobody); Fallthrough when Django may answer otherwise."""
+def _session_cookie(headers: dict[str, str]) -> str | None:
+    """The session cookie the route can follow (None: none sent); Fallthrough when Django may answer otherwise."""
     cookie = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
     if cookie is None:
-        return None, ""
+        return None
     if settings.SESSION_ENGINE != "django.contrib.sessions.backends.cached_db" or settings.SESSION_SAVE_EVERY_REQUEST:
         raise Fallthrough  # another store, or Django would save the session and set the cookie again
     if len(cookie) < 8:
         raise Fallthrough  # an invalid key: Django deletes the cookie
-    session = await aio.cache_get(SESSION_CACHE_PREFIX + cookie)
+    return cookie
+
+
+def _session_user(cookie: str | None, session: Any) -> tuple[int | None, str]:
+    """The signed-in user id and session auth hash (None: nobody); Fallthrough when Django may answer otherwise."""
+    if cookie is None:
+        return None, ""
     if not session:
         raise Fallthrough  # not cached (Django reads the database) or empty (Django deletes the cookie)
     if SESSION_KEY not in session:
@@ -127,6 +133,19 @@ async def _session_user(headers: dict[str, str]) -> tuple[int | None, str]:
     if not _backend_is_model_backend(session.get(BACKEND_SESSION_KEY, "")) or not session.get(HASH_SESSION_KEY):
         raise Fallthrough
     return int(session[SESSION_KEY]), session[HASH_SESSION_KEY]
+
+
+# Layer → the data_version this process last found it at. The tile at that version is fetched
+# with the session, in one Redis round trip before the facts query; it is used only when the
+# facts show the same version (and access), else the right key is fetched after them.
+_last_versions: dict[UUID, int] = {}
+_LAST_VERSIONS_MAX = 10_000  # a guess per layer; forgetting them all only costs a round trip
+
+
+def _remember_version(layer_id: UUID, data_version: int) -> None:
+    if len(_last_versions) >= _LAST_VERSIONS_MAX and layer_id not in _last_versions:
+        _last_versions.clear()
+    _last_versions[layer_id] = data_version
 
 
 def _verified(facts: TileFacts, session_hash: str) -> bool:
@@ -153,10 +172,15 @@ async def warm_tile_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]
         return NOT_ANSWERED
     _check_host(headers)
     query = _query(scope)
-    user_id, session_hash = await _session_user(headers)
+    cookie = _session_cookie(headers)
+    guess = _last_versions.get(layer_id)
+    guessed_key = None if guess is None else tile_key_at(layer_id, guess, (), z, x, y)
+    session, prefetched = await aio.cache_get_many([cookie and SESSION_CACHE_PREFIX + cookie, guessed_key])
+    user_id, session_hash = _session_user(cookie, session)
     facts = await tile_facts(layer_id, user_id)
     if facts is None:
         return NOT_ANSWERED
+    _remember_version(layer_id, facts.layer.data_version)
     if user_id is not None and not _verified(facts, session_hash):
         return NOT_ANSWERED  # Django flushes the session or treats the user as nobody
     if not facts.may_view(facts.actor(user_id, query.get("share_token"))):
@@ -173,7 +197,7 @@ async def warm_tile_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]
         return _response(304, HTML_TYPE, b"", response_headers)
     if "gzip" not in headers.get("accept-encoding", ""):
         return NOT_ANSWERED  # rare: Django decompresses
-    gzipped = await aio.cache_get(key)
+    gzipped = prefetched if key == guessed_key else await aio.cache_get(key)
     if gzipped is None:
         return NOT_ANSWERED
     if not gzipped:

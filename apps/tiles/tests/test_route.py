@@ -164,6 +164,15 @@ def test_edit_bumps_the_key_so_the_route_serves_no_stale_tile(world: World) -> N
     assert routed.by_django  # the new version's tile is not cached yet
 
 
+def test_a_tile_fetched_for_the_old_version_is_never_served_after_an_edit(world: World) -> None:
+    """The route fetches the tile at the version it last saw together with the session; an edit moves on."""
+    old = assert_same(tile(world.public), GZIP, route_answers=True)  # the route now guesses this version
+    FeatureFactory(layer=world.public, geom=Point(-70.0, -30.0, srid=4326))
+    Layer.objects.unscoped().filter(pk=world.public.pk).update(data_version=world.public.data_version + 1)
+    new = assert_same(tile(world.public), GZIP, route_answers=True)  # warmed at the new version by Django
+    assert new.body != old.body and new.headers["etag"] != old.headers["etag"]
+
+
 def test_tiles_are_cached_per_layer(world: World) -> None:
     public = assert_same(tile(world.public), GZIP, route_answers=True)
     headers = {**GZIP, "cookie": session_cookie(world.owner)}
