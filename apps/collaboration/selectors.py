@@ -12,7 +12,7 @@ from apps.collaboration.models import MapEvent
 from apps.core.errors import ApplicationError, NotFound
 from apps.maps.models import Map
 from apps.maps.permissions import Actor, MapAction, map_actions
-from apps.maps.selectors import actor_for, map_for
+from apps.maps.selectors import actor_for, map_for, map_for_lean
 
 
 def map_events_since(map: Map, *, since: str | int | None) -> QuerySet[MapEvent]:
@@ -42,16 +42,17 @@ class SocketAdmission:
 
 
 def socket_admission(
-    user: User | AnonymousUser, map_id: UUID | str, *, share_token: str | None
+    user: User | AnonymousUser, map_id: UUID | str, *, share_token: str | None, lean: bool = False
 ) -> SocketAdmission | None:
     """None when the map is missing or invisible (never told apart), or the share link given is not current.
 
     A connection opened with `?share=<token>` stays admitted only while that
-    token is the map's current one, so rotating the link closes it.
+    token is the map's current one, so rotating the link closes it. `lean`: the
+    map is `map_for_lean`'s instance, enough for writes that never save or show it.
     """
     actor = actor_for(user, share_token=share_token)
     try:
-        map = map_for(actor, map_id)
+        map = (map_for_lean if lean else map_for)(actor, map_id)
     except NotFound:
         return None
     if share_token is not None and not constant_time_compare(share_token, map.share_token):

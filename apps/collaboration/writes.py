@@ -68,7 +68,8 @@ def write_reply(user: User, map_id: str, message: WriteMessage) -> Reply:
     demotion takes effect on the very next write even before the socket hears of it.
     """
     try:
-        admission = socket_admission(user, map_id, share_token=None)
+        # Feature writes only judge, log and ack on the map: its lean read is enough for them.
+        admission = socket_admission(user, map_id, share_token=None, lean=message.type in _OWN_TRANSACTION)
         if admission is None:
             raise errors.NotFound()
         with workspace_scope(admission.map.workspace_id), appended_map_events() as appended:
