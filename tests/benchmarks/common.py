@@ -7,11 +7,13 @@ import http.client
 import importlib.util
 import json
 import math
+import multiprocessing
 import os
 import random
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,3 +156,55 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
     return total
+
+
+# --- the tile client ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    ms: float
+    status: int  # 599: the connection failed
+    size: int
+
+
+def _fetch_in_turn(paths: list[str], headers: dict[str, str], next_index: Any, results: Any) -> None:
+    """One keep-alive connection taking the next unrequested path until none is left."""
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    samples = []
+    while True:
+        with next_index.get_lock():
+            index, next_index.value = next_index.value, next_index.value + 1
+        if index >= len(paths):
+            break
+        started = time.perf_counter()
+        try:
+            conn.request("GET", paths[index], headers=headers)
+            response = conn.getresponse()
+            size, status = len(response.read()), response.status
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+            size, status = 0, 599
+        samples.append(Sample((time.perf_counter() - started) * 1000, status, size))
+    conn.close()
+    results.put(samples)
+
+
+def replay(paths: list[str], concurrency: int, headers: dict[str, str]) -> list[Sample]:
+    """GET every path once over `concurrency` keep-alive connections, each driven by its own process.
+
+    Client threads in one process would wait for each other's GIL, and that wait would be
+    measured as the server's latency.
+    """
+    context = multiprocessing.get_context("fork")
+    next_index, results = context.Value("q", 0), context.Queue()
+    workers = [
+        context.Process(target=_fetch_in_turn, args=(paths, headers, next_index, results)) for _ in range(concurrency)
+    ]
+    for worker in workers:
+        worker.start()
+    samples = [sample for _ in workers for sample in results.get()]
+    for worker in workers:
+        worker.join()
+    return samples

@@ -11,15 +11,12 @@ This is a benchmark, not a test: it asserts nothing and prints what it measured.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
 import statistics
 import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +41,13 @@ from apps.tiles.models import TilingState  # noqa: E402
 from apps.tiles.mvt import CLUSTER_CELLS  # noqa: E402
 from apps.tiles.pointtable import build_point_table, current_point_table  # noqa: E402
 from tests.benchmarks.common import (  # noqa: E402
-    PORT,
     SEED,
+    Sample,
     bench_owner,
     bench_workspace,
     cities,
     listing,
+    replay,
     server,
     tile_of,
 )
@@ -223,47 +221,6 @@ def tile_sets(z: int) -> dict[str, list[tuple[int, int, int]]]:
 # --- replay ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Sample:
-    ms: float
-    status: int
-    size: int
-
-
-def _replay(paths: list[str], concurrency: int, token: str) -> list[Sample]:
-    samples: list[Sample] = []
-    lock = threading.Lock()
-    queue = list(paths)
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-        while True:
-            with lock:
-                if not queue:
-                    break
-                path = queue.pop()
-            started = time.perf_counter()
-            try:
-                conn.request("GET", path, headers={"Authorization": f"Token {token}", "Accept-Encoding": "gzip"})
-                response = conn.getresponse()
-                size = len(response.read())
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-                size, status = 0, 599
-            with lock:
-                samples.append(Sample((time.perf_counter() - started) * 1000, status, size))
-        conn.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return samples
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -296,6 +253,7 @@ def main() -> None:
     aggregates_seconds = _build_aggregates(layer)
     point_table = _build_point_table(layer)
     _, token = api_token_create(user=owner, name="bench")
+    headers = {"Authorization": f"Token {token}", "Accept-Encoding": "gzip"}
     server_process = server()
     results = []
     try:
@@ -309,7 +267,7 @@ def main() -> None:
                         if state == "cold":
                             _flush_tile_cache()
                         started = time.perf_counter()
-                        samples = _replay(paths, concurrency, token)
+                        samples = replay(paths, concurrency, headers)
                         row = {
                             "zoom": z,
                             "filter": filter_name,

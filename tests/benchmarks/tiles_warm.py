@@ -11,16 +11,13 @@ Writes var/bench/tiles_warm.json. A benchmark: it asserts nothing.
 
 from __future__ import annotations
 
-import http.client
 import json
-import multiprocessing
 import os
 import random
 import time
 from typing import Any
 
 from tests.benchmarks.common import (
-    PORT,
     ROOT,
     SEED,
     bench_owner,
@@ -29,6 +26,7 @@ from tests.benchmarks.common import (
     cpu_seconds,
     listing,
     process_tree,
+    replay,
     server,
     tile_of,
 )
@@ -83,38 +81,10 @@ def _session_cookie(owner: User) -> str:
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-def _fetch_all(paths: list[str], cookie: str, results: Any) -> None:
-    """One simulated browser connection: `paths` in turn over keep-alive; (latencies in ms, non-2xx count)."""
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-    headers = {"Cookie": cookie, "Accept-Encoding": "gzip"}
-    latencies, errors = [], 0
-    for path in paths:
-        started = time.perf_counter()
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        latencies.append((time.perf_counter() - started) * 1000)
-        errors += response.status not in (200, 204)
-    conn.close()
-    results.put((latencies, errors))
-
-
 def _replay(paths: list[str], cookie: str) -> tuple[list[float], int]:
-    """Latencies in ms at c=CONCURRENCY, and the count of non-2xx answers.
-
-    One process per connection: client threads in one process would wait for each other's
-    GIL, and that wait would be measured as the server's latency.
-    """
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    shares = [paths[i::CONCURRENCY] for i in range(CONCURRENCY)]
-    workers = [context.Process(target=_fetch_all, args=(share, cookie, results)) for share in shares]
-    for worker in workers:
-        worker.start()
-    answers = [results.get() for _ in workers]
-    for worker in workers:
-        worker.join()
-    return [ms for latencies, _ in answers for ms in latencies], sum(errors for _, errors in answers)
+    """Latencies in ms at c=CONCURRENCY, and the count of non-2xx answers."""
+    samples = replay(paths, CONCURRENCY, {"Cookie": cookie, "Accept-Encoding": "gzip"})
+    return [s.ms for s in samples], sum(s.status not in (200, 204) for s in samples)
 
 
 def _percentile(values: list[float], q: float) -> float:
