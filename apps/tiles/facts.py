@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from apps.layers.models import Layer
@@ -19,6 +20,8 @@ from apps.tiles import aio
 # session names a user: their password hash (to verify the session's auth hash), whether
 # they are active, their roles (membership user_id index) and accepted grants
 # (mapcollaborator user_id index) — the _LEAN_LAYER_SQL and _ACTOR_SQL facts in one trip.
+# An API token (key_hash unique index) names the user instead, with what
+# `user_for_token_key` checks: its expiry and when it was last used.
 TILE_FACTS_SQL = """
     SELECT l.workspace_id, l.data_version, l.is_global, l.created_by_id, l.editable,
            coalesce((
@@ -26,7 +29,7 @@ TILE_FACTS_SQL = """
                FROM maps_maplayer ml JOIN maps_map m ON m.id = ml.map_id AND m.workspace_id = ml.workspace_id
                WHERE ml.layer_id = l.id
            ), '[]'),
-           u.id, u.password, u.is_active,
+           u.id, u.password, u.is_active, t.id IS NOT NULL, t.expires_at, t.last_used_at,
            coalesce((
                SELECT jsonb_agg(jsonb_build_array(ms.workspace_id, ms.role))
                FROM workspaces_membership ms WHERE ms.user_id = u.id
@@ -35,7 +38,9 @@ TILE_FACTS_SQL = """
                SELECT jsonb_agg(jsonb_build_array(mc.map_id, mc.permission))
                FROM maps_mapcollaborator mc WHERE mc.user_id = u.id AND mc.accepted_at IS NOT NULL
            ), '[]')
-    FROM layers_layer l LEFT JOIN accounts_user u ON u.id = %(user)s
+    FROM layers_layer l
+    LEFT JOIN accounts_apitoken t ON t.key_hash = %(token_hash)s
+    LEFT JOIN accounts_user u ON u.id = coalesce(t.user_id, %(user)s)
     WHERE l.id = %(layer)s
 """
 
@@ -47,8 +52,12 @@ class TileFacts:
     layer: Layer
     maps: tuple[Map, ...]
     user_found: bool
+    user_id: int | None
     user_password: str
     user_is_active: bool
+    token_found: bool
+    token_expires_at: datetime | None
+    token_last_used_at: datetime | None
     roles: dict[UUID, str]
     grants: dict[UUID, str]
 
@@ -70,13 +79,14 @@ def _json(value: object) -> list:
     return json.loads(value) if isinstance(value, str) else value  # type: ignore[return-value]
 
 
-async def tile_facts(layer_id: UUID, user_id: int | None) -> TileFacts | None:
-    """None when the layer does not exist."""
-    row = await aio.fetch_one(TILE_FACTS_SQL, {"layer": layer_id, "user": user_id})
+async def tile_facts(layer_id: UUID, user_id: int | None, token_hash: str | None = None) -> TileFacts | None:
+    """None when the layer does not exist. The user is the token's when `token_hash` names one, else `user_id`."""
+    row = await aio.fetch_one(TILE_FACTS_SQL, {"layer": layer_id, "user": user_id, "token_hash": token_hash})
     if row is None:
         return None
     workspace_id, data_version, is_global, created_by_id, editable, maps_json = row[:6]
-    found_user_id, password, is_active, roles_json, grants_json = row[6:]
+    found_user_id, password, is_active, token_found, token_expires_at, token_last_used_at = row[6:12]
+    roles_json, grants_json = row[12:]
     layer = Layer(
         id=layer_id,
         workspace_id=workspace_id,
@@ -95,6 +105,10 @@ async def tile_facts(layer_id: UUID, user_id: int | None) -> TileFacts | None:
         user_found=found_user_id is not None,
         user_password=password or "",
         user_is_active=bool(is_active),
+        user_id=found_user_id,
+        token_found=token_found,
+        token_expires_at=token_expires_at,
+        token_last_used_at=token_last_used_at,
         roles={UUID(ws): role for ws, role in _json(roles_json)},
         grants={UUID(m): grant for m, grant in _json(grants_json)},
     )

@@ -1,9 +1,10 @@
 """An ASGI route in front of Django for warm layer tiles: the Redis hit without the request path.
 
 It answers only a GET it can answer exactly as `apps.tiles.views.layer_tile` would — a
-session (read from the cache the cached_db engine writes, its auth hash verified) or
-nobody, no attribute filters, a visible layer, a tile already in the cache — and passes
-everything else to Django unchanged: cache misses, API tokens, unknown or unverifiable
+session (read from the cache the cached_db engine writes, its auth hash verified), a
+current API token whose last use needs no recording, or nobody; no attribute filters, a
+visible layer, a tile already in the cache — and passes everything else to Django
+unchanged: cache misses, unknown, expired or stale tokens, unknown or unverifiable
 sessions, hidden layers (Django answers their 404), errors, any other method or path.
 """
 
@@ -23,10 +24,12 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX as SESSION_CACHE_PREFIX
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
-from apps.accounts.models import User
+from apps.accounts.authentication import LAST_USED_RESOLUTION
+from apps.accounts.models import User, hash_token
 from apps.layers.filters import RESERVED_PARAMS
 from apps.tiles import aio
 from apps.tiles.cache import etag_for, tile_key, tile_key_at
@@ -148,6 +151,30 @@ def _remember_version(layer_id: UUID, data_version: int) -> None:
     _last_versions[layer_id] = data_version
 
 
+def _api_token_hash(headers: dict[str, str], cookie: str | None) -> str | None:
+    """The stored hash of an `Authorization: Token|Bearer <key>` key (None: no header).
+
+    Fallthrough for any other form, and for a token sent beside a session cookie: the view
+    reads that session too (and may flush it), which the route does not follow.
+    """
+    value = headers.get("authorization")
+    if value is None:
+        return None
+    parts = value.split()
+    if len(parts) != 2 or parts[0].lower() not in ("token", "bearer") or cookie is not None:
+        raise Fallthrough
+    return hash_token(parts[1])
+
+
+def _token_is_current(facts: TileFacts) -> bool:
+    """`user_for_token_key` would accept the token and not write its last use (it writes at most every few minutes)."""
+    if not facts.token_found or not facts.user_is_active or facts.token_last_used_at is None:
+        return False
+    now = timezone.now()
+    expired = facts.token_expires_at is not None and facts.token_expires_at <= now
+    return not expired and now - facts.token_last_used_at <= LAST_USED_RESOLUTION
+
+
 def _verified(facts: TileFacts, session_hash: str) -> bool:
     """get_user's check: the session's hash matches the current password's (no fallback keys)."""
     if not facts.user_found or not facts.user_is_active:
@@ -168,20 +195,25 @@ async def warm_tile_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]
     layer_id, z, x, y = UUID(match[1]), int(match[2]), int(match[3]), int(match[4])
     headers = _headers(scope)
     is_secure = _is_secure(scope, headers)
-    if not tile_in_range(z, x, y) or "authorization" in headers or (settings.SECURE_SSL_REDIRECT and not is_secure):
+    if not tile_in_range(z, x, y) or (settings.SECURE_SSL_REDIRECT and not is_secure):
         return NOT_ANSWERED
     _check_host(headers)
     query = _query(scope)
     cookie = _session_cookie(headers)
+    token_hash = _api_token_hash(headers, cookie)
     guess = _last_versions.get(layer_id)
     guessed_key = None if guess is None else tile_key_at(layer_id, guess, (), z, x, y)
     session, prefetched = await aio.cache_get_many([cookie and SESSION_CACHE_PREFIX + cookie, guessed_key])
     user_id, session_hash = _session_user(cookie, session)
-    facts = await tile_facts(layer_id, user_id)
+    facts = await tile_facts(layer_id, user_id, token_hash)
     if facts is None:
         return NOT_ANSWERED
     _remember_version(layer_id, facts.layer.data_version)
-    if user_id is not None and not _verified(facts, session_hash):
+    if token_hash is not None:
+        if not _token_is_current(facts):
+            return NOT_ANSWERED  # Django records its use, or judges the request without it
+        user_id = facts.user_id
+    elif user_id is not None and not _verified(facts, session_hash):
         return NOT_ANSWERED  # Django flushes the session or treats the user as nobody
     if not facts.may_view(facts.actor(user_id, query.get("share_token"))):
         return NOT_ANSWERED  # Django's 404
@@ -191,7 +223,8 @@ async def warm_tile_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]
         is_public=facts.is_public, data_version=facts.layer.data_version, requested_version=query.get("v")
     )
     view_headers = tile_headers(etag=etag, cache_control=control)
-    view_headers["Vary"] += ", Cookie"  # SessionMiddleware: the view read the session
+    if token_hash is None:  # SessionMiddleware: the view read the session (a valid token spares it that)
+        view_headers["Vary"] += ", Cookie"
     response_headers = [*view_headers.items(), *middleware_headers(is_secure=is_secure)]
     if etag in headers.get("if-none-match", ""):
         return _response(304, HTML_TYPE, b"", response_headers)

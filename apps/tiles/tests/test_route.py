@@ -187,3 +187,56 @@ def test_unknown_session_cookie_is_left_to_django(world: World) -> None:
     answer = assert_same(tile(world.public), headers, route_answers=False)
     assert answer.status == 200
     assert "set-cookie" in answer.headers  # Django deletes the stale cookie; the route could not
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+
+def _token(user: User, **fields: object) -> str:
+    from apps.accounts.models import ApiToken
+    from apps.accounts.services import api_token_create
+
+    token, key = api_token_create(user=user, name="tiles")
+    if fields:
+        ApiToken.objects.filter(pk=token.pk).update(**fields)
+    return key
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Bearer"])
+def test_a_current_api_token_is_answered_by_the_route_like_the_view(world: World, scheme: str) -> None:
+    headers = {**GZIP, "authorization": f"{scheme} {_token(world.owner)}"}
+    answer = assert_same(tile(world.private), headers, route_answers=True)  # Django's pass records the use
+    assert answer.status == 200 and answer.headers["cache-control"].startswith("private")
+
+
+def test_a_token_whose_use_must_be_recorded_is_left_to_django_which_records_it(world: World) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts.models import ApiToken
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    headers = {**GZIP, "authorization": f"Token {_token(world.owner, last_used_at=long_ago)}"}
+    through_django(tile(world.private), {**GZIP})  # warm (as nobody: 404, nothing cached) ...
+    assert_same(tile(world.private), headers, route_answers=True)  # ... Django's pass records the use
+    assert ApiToken.objects.get(user=world.owner).last_used_at > long_ago
+
+
+@pytest.mark.parametrize("problem", ["expired", "inactive", "with_session"])
+def test_tokens_the_route_cannot_judge_alone_are_left_to_django(world: World, problem: str) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    expires = {"expires_at": now - timedelta(minutes=1)} if problem == "expired" else {}
+    key = _token(world.owner, last_used_at=now, **expires)
+    headers = {**GZIP, "authorization": f"Token {key}"}
+    if problem == "inactive":
+        User.objects.filter(pk=world.owner.pk).update(is_active=False)
+    if problem == "with_session":
+        headers["cookie"] = session_cookie(world.viewer)
+    through_django(tile(world.public), GZIP)  # the public tile is cached, so only the token decides
+    routed = through_route(tile(world.public), headers)
+    assert routed.by_django, problem
