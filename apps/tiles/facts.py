@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from apps.layers.models import Layer
@@ -23,7 +24,7 @@ from apps.tiles import aio
 # An API token (key_hash unique index) names the user instead, with what
 # `user_for_token_key` checks: its expiry and when it was last used.
 TILE_FACTS_SQL = """
-    SELECT l.workspace_id, l.data_version, l.is_global, l.created_by_id, l.editable,
+    SELECT l.workspace_id, l.data_version, l.is_global, l.created_by_id, l.editable, l.attribute_schema,
            coalesce((
                SELECT jsonb_agg(jsonb_build_array(m.id, m.visibility, m.created_by_id))
                FROM maps_maplayer ml JOIN maps_map m ON m.id = ml.map_id AND m.workspace_id = ml.workspace_id
@@ -75,7 +76,7 @@ class TileFacts:
         return LayerAction.VIEW in layer_actions(actor, self.layer, self.maps)
 
 
-def _json(value: object) -> list:
+def _json(value: object) -> Any:
     return json.loads(value) if isinstance(value, str) else value  # type: ignore[return-value]
 
 
@@ -84,9 +85,9 @@ async def tile_facts(layer_id: UUID, user_id: int | None, token_hash: str | None
     row = await aio.fetch_one(TILE_FACTS_SQL, {"layer": layer_id, "user": user_id, "token_hash": token_hash})
     if row is None:
         return None
-    workspace_id, data_version, is_global, created_by_id, editable, maps_json = row[:6]
-    found_user_id, password, is_active, token_found, token_expires_at, token_last_used_at = row[6:12]
-    roles_json, grants_json = row[12:]
+    workspace_id, data_version, is_global, created_by_id, editable, schema, maps_json = row[:7]
+    found_user_id, password, is_active, token_found, token_expires_at, token_last_used_at = row[7:13]
+    roles_json, grants_json = row[13:]
     layer = Layer(
         id=layer_id,
         workspace_id=workspace_id,
@@ -94,6 +95,7 @@ async def tile_facts(layer_id: UUID, user_id: int | None, token_hash: str | None
         is_global=is_global,
         created_by_id=created_by_id,
         editable=editable,
+        attribute_schema=_json(schema),
     )
     maps = tuple(
         Map(id=UUID(map_id), workspace_id=workspace_id, visibility=visibility, created_by_id=creator)

@@ -2,9 +2,9 @@
 
 It answers only a GET it can answer exactly as `apps.tiles.views.layer_tile` would — a
 session (read from the cache the cached_db engine writes, its auth hash verified), a
-current API token whose last use needs no recording, or nobody; no attribute filters, a
-visible layer, a tile already in the cache — and passes everything else to Django
-unchanged: cache misses, unknown, expired or stale tokens, unknown or unverifiable
+current API token whose last use needs no recording, or nobody; valid attribute filters,
+a visible layer, a tile already in the cache — and passes everything else to Django
+unchanged: cache misses, invalid filters (Django's 400), unknown, expired or stale tokens, unknown or unverifiable
 sessions, hidden layers (Django answers their 404), errors, any other method or path.
 """
 
@@ -30,7 +30,9 @@ from django.utils.module_loading import import_string
 
 from apps.accounts.authentication import LAST_USED_RESOLUTION
 from apps.accounts.models import User, hash_token
-from apps.layers.filters import RESERVED_PARAMS
+from apps.core.errors import ApplicationError
+from apps.layers.filters import parse_filters
+from apps.layers.models import Layer
 from apps.tiles import aio
 from apps.tiles.cache import etag_for, tile_key, tile_key_at
 from apps.tiles.facts import TileFacts, tile_facts
@@ -67,14 +69,14 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 def _query(scope: Scope) -> dict[str, str]:
-    """Reserved parameters only (the last value wins, as QueryDict.get): filters change the key."""
+    """The query parameters, the last value winning (as QueryDict's `[]` and `.get`)."""
     raw = scope.get("query_string", b"")
     if not raw.isascii():
         raise Fallthrough
     pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True)
     limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
     too_many = limit is not None and len(pairs) > limit  # Django's 400
-    if too_many or any(name not in RESERVED_PARAMS for name, _value in pairs):
+    if too_many:
         raise Fallthrough
     return dict(pairs)
 
@@ -138,17 +140,28 @@ def _session_user(cookie: str | None, session: Any) -> tuple[int | None, str]:
     return int(session[SESSION_KEY]), session[HASH_SESSION_KEY]
 
 
-# Layer → the data_version this process last found it at. The tile at that version is fetched
-# with the session, in one Redis round trip before the facts query; it is used only when the
-# facts show the same version (and access), else the right key is fetched after them.
-_last_versions: dict[UUID, int] = {}
-_LAST_VERSIONS_MAX = 10_000  # a guess per layer; forgetting them all only costs a round trip
+# Layer → its data_version and attribute schema as this process last found them. The tile they
+# give is fetched with the session, in one Redis round trip before the facts query; it is used
+# only when the facts give the same key (version, filters, access checked), else that key is
+# fetched after them.
+_last_seen: dict[UUID, tuple[int, dict[str, str]]] = {}
+_LAST_SEEN_MAX = 10_000  # a guess per layer; forgetting them all only costs a round trip
 
 
-def _remember_version(layer_id: UUID, data_version: int) -> None:
-    if len(_last_versions) >= _LAST_VERSIONS_MAX and layer_id not in _last_versions:
-        _last_versions.clear()
-    _last_versions[layer_id] = data_version
+def _remember(layer: Layer) -> None:
+    if len(_last_seen) >= _LAST_SEEN_MAX and layer.pk not in _last_seen:
+        _last_seen.clear()
+    _last_seen[layer.pk] = (layer.data_version, layer.attribute_schema)
+
+
+def _guessed_key(layer_id: UUID, query: dict[str, str], z: int, x: int, y: int) -> str | None:
+    if layer_id not in _last_seen:
+        return None
+    data_version, schema = _last_seen[layer_id]
+    try:
+        return tile_key_at(layer_id, data_version, parse_filters(query, schema), z, x, y)
+    except ApplicationError:
+        return None
 
 
 def _api_token_hash(headers: dict[str, str], cookie: str | None) -> str | None:
@@ -201,14 +214,13 @@ async def warm_tile_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]
     query = _query(scope)
     cookie = _session_cookie(headers)
     token_hash = _api_token_hash(headers, cookie)
-    guess = _last_versions.get(layer_id)
-    guessed_key = None if guess is None else tile_key_at(layer_id, guess, (), z, x, y)
+    guessed_key = _guessed_key(layer_id, query, z, x, y)
     session, prefetched = await aio.cache_get_many([cookie and SESSION_CACHE_PREFIX + cookie, guessed_key])
     user_id, session_hash = _session_user(cookie, session)
     facts = await tile_facts(layer_id, user_id, token_hash)
     if facts is None:
         return NOT_ANSWERED
-    _remember_version(layer_id, facts.layer.data_version)
+    _remember(facts.layer)
     if token_hash is not None:
         if not _token_is_current(facts):
             return NOT_ANSWERED  # Django records its use, or judges the request without it
@@ -217,7 +229,11 @@ async def warm_tile_answer(scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]
         return NOT_ANSWERED  # Django flushes the session or treats the user as nobody
     if not facts.may_view(facts.actor(user_id, query.get("share_token"))):
         return NOT_ANSWERED  # Django's 404
-    key = tile_key(facts.layer, (), z, x, y)
+    try:
+        conditions = parse_filters(query, facts.layer.attribute_schema)
+    except ApplicationError:
+        return NOT_ANSWERED  # Django's 400 naming the filter
+    key = tile_key(facts.layer, conditions, z, x, y)
     etag = etag_for(key)
     control = tile_cache_control(
         is_public=facts.is_public, data_version=facts.layer.data_version, requested_version=query.get("v")

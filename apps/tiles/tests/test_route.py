@@ -147,14 +147,23 @@ def test_cache_miss_falls_through_to_django(world: World) -> None:
     assert through_route(tile(world.public), GZIP).by_django is False  # now warm
 
 
-def test_filters_api_tokens_and_plain_clients_are_left_to_django(world: World) -> None:
+def test_invalid_filters_unknown_tokens_and_plain_clients_are_left_to_django(world: World) -> None:
     through_django(tile(world.public), GZIP)
     for path, headers in [
-        (tile(world.public, query="name=Feature"), GZIP),
+        (tile(world.public, query="name=Feature"), GZIP),  # not in the layer's schema: Django's 400
         (tile(world.public), {**GZIP, "authorization": "Token nope"}),
         (tile(world.public), {}),
     ]:
         assert through_route(path, headers).by_django, (path, headers)
+
+
+def test_filtered_tiles_are_served_per_filter_and_bad_filters_get_djangos_400(world: World) -> None:
+    Layer.objects.unscoped().filter(pk=world.public.pk).update(attribute_schema={"name": "string", "rank": "integer"})
+    served = assert_same(tile(world.public, query="rank__gte=0&name__ne=x"), GZIP, route_answers=True)
+    assert served.status == 200
+    assert through_route(tile(world.public, query="rank__gte=5"), GZIP).by_django  # another filter: not cached
+    bad = assert_same(tile(world.public, query="rank__gte=lots"), GZIP, route_answers=False)
+    assert bad.status == 400
 
 
 def test_edit_bumps_the_key_so_the_route_serves_no_stale_tile(world: World) -> None:
