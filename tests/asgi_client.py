@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.handlers.asgi import ASGIHandler
 from django.test import Client
 
 from apps.accounts.models import User
@@ -81,8 +82,9 @@ def through_route(path: str, headers: dict[str, str]) -> Answer:
     return answer
 
 
-def through_django(path: str, headers: dict[str, str]) -> Answer:
-    return asyncio.run(_call(django_asgi_app, path, headers))
+def through_django(path: str, headers: dict[str, str], *, fresh: bool = False) -> Answer:
+    """`fresh`: a new handler, whose middleware reads the settings as they are now (a test changed them)."""
+    return asyncio.run(_call(ASGIHandler() if fresh else django_asgi_app, path, headers))
 
 
 def session_cookie(user: User) -> str:

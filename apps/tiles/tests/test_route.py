@@ -249,3 +249,25 @@ def test_tokens_the_route_cannot_judge_alone_are_left_to_django(world: World, pr
     through_django(tile(world.public), GZIP)  # the public tile is cached, so only the token decides
     routed = through_route(tile(world.public), headers)
     assert routed.by_django, problem
+
+
+def test_behind_a_tls_proxy_the_route_adds_the_same_security_headers_and_leaves_redirects_to_django(
+    world: World, settings
+) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_HSTS_PRELOAD = True
+    over_tls = {**GZIP, "x-forwarded-proto": "https"}
+
+    through_django(tile(world.public), over_tls, fresh=True)  # warm
+    routed, plain = (
+        through_route(tile(world.public), over_tls),
+        through_django(tile(world.public), over_tls, fresh=True),
+    )
+    assert (routed.status, routed.headers, routed.body) == (plain.status, plain.headers, plain.body)
+    assert not routed.by_django
+    assert routed.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
+    assert through_route(tile(world.public), GZIP).by_django  # plain http: Django's SecurityMiddleware redirects
+    assert through_django(tile(world.public), GZIP, fresh=True).status == 301
