@@ -8,6 +8,7 @@ catch up from the event log by seq when they reconnect.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -84,7 +85,9 @@ def _send(group: str, message: dict[str, Any]) -> None:
 
 
 def publish_map_event(event: MapEvent) -> None:
-    _send(map_group(event.map_id), {"type": "map.event", "message": event_message(event)})
+    # The frame travels as JSON text, encoded once here rather than once per socket on the map.
+    text = json.dumps(event_message(event))
+    _send(map_group(event.map_id), {"type": "map.event", "seq": event.seq, "text": text})
 
 
 def access_changed(*, user_id: int, workspace_id: object | None = None, map_id: object | None = None) -> None:

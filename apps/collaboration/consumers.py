@@ -89,7 +89,7 @@ class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
         self.closed = False
         self.synced = False  # no events until the client's hello says where it stands
         self.delivered_seq = 0
-        self.held_events: dict[int, dict[str, Any]] = {}  # arrived ahead of a gap in seq
+        self.held_events: dict[int, str] = {}  # event frames (JSON text) that arrived ahead of a gap in seq
         self.gap_check: asyncio.Task[None] | None = None
         self.joined_groups: list[str] = []
         self.member: PresenceMember | None = None
@@ -304,18 +304,18 @@ class MapConsumer(AsyncOnlyDispatchMixin, AsyncJsonWebsocketConsumer):
         """
         if not self.synced or self.closed:
             return
-        message = event["message"]
-        seq = int(message["seq"])
+        seq = int(event["seq"])
         if seq <= self.delivered_seq:
             return  # already delivered, by a replay
-        self.held_events[seq] = message
+        self.held_events[seq] = event["text"]
         await self._deliver_held()
         if self.held_events and self.gap_check is None:
             self.gap_check = asyncio.create_task(self._check_gap_later())
 
     async def _deliver_held(self) -> None:
-        while (message := self.held_events.pop(self.delivered_seq + 1, None)) is not None:
-            await self.send_json(message)
+        while (text := self.held_events.pop(self.delivered_seq + 1, None)) is not None:
+            if not self.closed:
+                await self.send(text_data=text)
             self.delivered_seq += 1
 
     async def _check_gap_later(self) -> None:
