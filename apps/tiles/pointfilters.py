@@ -2,9 +2,12 @@
 
 A condition translates only when its result is the same row for row as the
 fallback's jsonb condition: numbers (stored as float8, NULL when the value is not
-a JSON number, which the fallback's jsonb_typeof guard also rejects) with every
-operator but `isnull` (the table cannot tell a JSON null from a missing key), and
-strings (stored as dictionary codes of their `->>` text) with eq, ne and in.
+a JSON number, which the fallback's jsonb_typeof guard also rejects) and dates
+(stored as YYYYMMDD when all of the layer's are canonical ISO dates, whose text
+order the fallback compares) with every operator but `isnull` (the table cannot
+tell a JSON null from a missing key), and strings (dictionary codes of their `->>`
+text) with every operator but `isnull`: a range picks the codes whose dictionary
+value satisfies it, compared in SQL, so under the database's own collation.
 Column names come only from the build's own slot mapping; values are bound.
 """
 
@@ -28,12 +31,25 @@ _CODES_SQL = (
 )
 
 
-def _numeric_sql(column: str, condition: Condition, bind: Callable[[Any], str]) -> str | None:
+# The codes of the dictionary values a range admits (at most MAX_CODES of them).
+_RANGE_CODES_SQL = (
+    "ARRAY(SELECT d.code FROM tiles_clusterpointcode d WHERE d.layer_id = %(layer)s"
+    " AND d.slot = {slot_number} AND d.value {satisfied})"
+)
+
+
+def _numeric_sql(
+    column: str, condition: Condition, bind: Callable[[Any], str], number: Callable[[Any], float] = float
+) -> str | None:
     if condition.operator == "in":
-        return f"p.{column} = ANY({bind([float(v) for v in condition.value])}::float8[])"
+        return f"p.{column} = ANY({bind([number(v) for v in condition.value])}::float8[])"
     if condition.operator in _COMPARISON_SQL:
-        return f"p.{column} {_COMPARISON_SQL[condition.operator]} {bind(float(condition.value))}::float8"
+        return f"p.{column} {_COMPARISON_SQL[condition.operator]} {bind(number(condition.value))}::float8"
     return None
+
+
+def _day_number(iso_date: str) -> float:
+    return float(iso_date.replace("-", ""))  # the build's replace(value, '-', '')::float8
 
 
 def _code_sql(column: str, condition: Condition, bind: Callable[[Any], str]) -> str | None:
@@ -44,6 +60,9 @@ def _code_sql(column: str, condition: Condition, bind: Callable[[Any], str]) -> 
     if condition.operator in ("eq", "ne"):
         code = _CODE_SQL.format(slot_number=slot_number, value=bind(str(condition.value)))
         return f"p.{column} {_COMPARISON_SQL[condition.operator]} {code}"
+    if condition.operator in _COMPARISON_SQL:
+        satisfied = f"{_COMPARISON_SQL[condition.operator]} {bind(str(condition.value))}"
+        return f"p.{column} = ANY({_RANGE_CODES_SQL.format(slot_number=slot_number, satisfied=satisfied)})"
     return None
 
 
@@ -54,6 +73,8 @@ def _condition_sql(condition: Condition, columns: Mapping[str, Any], bind: Calla
     column = mapping["slot"]
     if mapping["kind"] == "number" and condition.attribute_type in NUMERIC:
         return _numeric_sql(column, condition, bind)
+    if mapping["kind"] == "date" and condition.attribute_type == "date":
+        return _numeric_sql(column, condition, bind, number=_day_number)
     if mapping["kind"] == "code" and condition.attribute_type == "string":
         return _code_sql(column, condition, bind)
     return None

@@ -4,7 +4,8 @@ Precomputed cluster cells (aggregates.py) cannot answer `?price__gte=…`: the
 filter changes which points fall in each cell. Scanning the features instead
 reads hundreds of thousands of jsonb rows for one low-zoom tile. The point table
 keeps per point only its z20 Morton key, exact Web Mercator x / y, its feature id
-and the filterable attributes in typed slots, ordered by (layer, key): a tile is
+and the filterable attributes in typed slots (numbers, ISO dates as YYYYMMDD numbers,
+low-cardinality strings as dictionary codes), ordered by (layer, key): a tile is
 a few contiguous key ranges, and its cluster cells are `key >> shift`.
 
 Cells, centroids (mean of the exact coordinates), ids (smallest feature id),
@@ -67,6 +68,26 @@ ORDER BY 3
 """
 
 
+# Dates are slotted as YYYYMMDD numbers only when every value of the attribute is a canonical
+# ISO date: for those strings, number order is text order, which is how the fallback compares.
+_CANONICAL_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_OTHER_DATES_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM layers_feature f
+    WHERE f.layer_id = %(layer)s AND f.properties ->> %(name)s IS NOT NULL AND f.properties ->> %(name)s !~ %(pattern)s
+)
+"""
+
+
+def _only_canonical_dates(cursor: Any, layer: Layer, name: str) -> bool:
+    cursor.execute(_OTHER_DATES_SQL, {"layer": layer.pk, "name": name, "pattern": _CANONICAL_DATE})
+    return not cursor.fetchone()[0]
+
+
+def _date_value(name_param: str) -> str:
+    return f"replace(q.properties ->> %({name_param})s, '-', '')::float8"
+
+
 def _number_value(name_param: str) -> str:
     value = f"q.properties -> %({name_param})s"
     return f"CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::float8 END"
@@ -86,6 +107,10 @@ def _columns_for(cursor: Any, layer: Layer) -> tuple[dict[str, dict[str, Any]], 
     columns: dict[str, dict[str, Any]] = {
         name: {"slot": slot, "kind": "number"} for slot, name in zip(NUMBER_SLOTS, numbers, strict=False)
     }
+    free_numbers = list(NUMBER_SLOTS[len(numbers) :])
+    for name in (n for n in names if layer.attribute_schema.get(n) == "date"):
+        if free_numbers and _only_canonical_dates(cursor, layer, name):
+            columns[name] = {"slot": free_numbers.pop(0), "kind": "date"}
     dictionaries: dict[str, list[str]] = {}
     strings = iter(CODE_SLOTS)
     for name in (n for n in names if layer.attribute_schema.get(n) == "string"):
@@ -104,6 +129,8 @@ def _insert_points(cursor: Any, layer: Layer, columns: dict[str, dict[str, Any]]
         slots += f", {mapping['slot']}"
         if mapping["kind"] == "number":
             values += f", {_number_value(f'a{i}')}"
+        elif mapping["kind"] == "date":
+            values += f", {_date_value(f'a{i}')}"
         else:  # the code is the value's position in the sorted dictionary
             names[f"d{i}"] = mapping["codes"]
             values += f", (array_position(%(d{i})s::text[], q.properties ->> %(a{i})s) - 1)::smallint"
