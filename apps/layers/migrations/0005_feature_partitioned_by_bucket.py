@@ -65,6 +65,8 @@ CREATE SEQUENCE layers_storage_bucket_seq START 1;
 """
 
 _BACKWARD = """
+-- The moved rows' deferred foreign-key checks run now: ALTER TABLE refuses pending trigger events.
+SET CONSTRAINTS ALL IMMEDIATE;
 DROP SEQUENCE layers_storage_bucket_seq;
 -- Every other partition's rows move back into the shared one.
 DO $$
