@@ -6,6 +6,7 @@ The threshold is lowered so a few dozen rows count as big.
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 from typing import Any
 
 import mapbox_vector_tile
@@ -20,7 +21,9 @@ from apps.imports.tests.test_upsert import listings_csv, upsert
 from apps.layers import storage
 from apps.layers.models import Layer
 from apps.workspaces.tenancy import workspace_scope
+from celery_app import app as celery_app
 from tests.factories import MapFactory, MapLayerFactory
+from tests.workers import start_celery_worker, stop_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager")]
 
@@ -250,3 +253,17 @@ def test_deleting_the_workspace_drops_its_layers_partitions(team: Team) -> None:
     response = team.client("owner").delete(f"/api/v1/workspaces/{team.workspace.slug}/")
     assert response.status_code == 204
     assert not tables & set(storage.partitions().values()) and staging_tables_left() == []
+
+
+def test_a_real_worker_drops_a_deleted_layer_s_partition(team: Team, tmp_path: Path) -> None:
+    layer = _big_layer(team)
+    table = storage.partition_name(layer.storage_bucket)
+    celery_app.conf.task_always_eager = False  # the drop goes through the broker to the worker below
+    celery_app.control.purge()
+    worker = start_celery_worker(queues="celery", log=tmp_path / "worker.log")
+    try:
+        assert team.client("owner").delete(f"/api/v1/layers/{layer.pk}/").status_code == 204
+        wait_until(lambda: table not in storage.partitions().values(), timeout=60, what="the partition detached")
+        wait_until(lambda: staging_tables_left() == [], timeout=30, what="the table dropped")
+    finally:
+        stop_worker(worker)
