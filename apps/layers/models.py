@@ -61,6 +61,10 @@ class Layer(WorkspaceOwned):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["id", "workspace"], name="layer_id_workspace_unique"),
+            # Referenced by layers_feature's (layer_id, workspace_id, bucket) key (migration 0006).
+            models.UniqueConstraint(
+                fields=["id", "workspace", "storage_bucket"], name="layer_id_workspace_bucket_unique"
+            ),
             models.CheckConstraint(condition=Q(source_type__in=SourceType.values), name="layer_source_type_valid"),
             models.CheckConstraint(
                 condition=Q(geometry_type__in=GeometryType.values), name="layer_geometry_type_valid"
@@ -87,8 +91,8 @@ class Feature(WorkspaceOwned):
     id = models.BigAutoField(primary_key=True)
     # The partition key; writers set it from the layer (Layer.storage_bucket), never change it.
     bucket = models.IntegerField(db_default=0, editable=False)
-    # Neither column has a foreign key of its own: the composite (layer_id, workspace_id) →
-    # layers_layer (id, workspace_id) key (migration 0002) already proves both, and every
+    # Neither column has a foreign key of its own: the composite (layer_id, workspace_id, bucket) →
+    # layers_layer (id, workspace_id, storage_bucket) key (migrations 0002, 0006) proves all three, and every
     # foreign key costs a trigger call per inserted row (a fifth of a bulk import each).
     # Features go only with their layer (that key cascades; so does Feature.layer below), so
     # deleting a workspace deletes them through its layers; queries by workspace filter by layer too.
