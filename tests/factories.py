@@ -92,6 +92,7 @@ class FeatureFactory(TenantFactory):
 
     layer = factory.SubFactory(LayerFactory)
     workspace = factory.SelfAttribute("layer.workspace")
+    bucket = factory.SelfAttribute("layer.storage_bucket")
     geom = factory.Sequence(lambda n: Point(24.9 + (n % 100) / 1000, 60.1 + (n % 50) / 1000, srid=4326))
     properties = factory.Sequence(lambda n: {"name": f"Feature {n}", "rank": n})
 

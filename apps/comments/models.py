@@ -19,9 +19,13 @@ class Comment(WorkspaceOwned):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     map = models.ForeignKey("maps.Map", null=True, blank=True, on_delete=models.CASCADE, related_name="comments")
     layer = models.ForeignKey("layers.Layer", null=True, blank=True, on_delete=models.CASCADE, related_name="comments")
+    # No key in the database: layers_feature is partitioned and its primary key is (id, bucket).
+    # The ORM still nulls the pin when a feature is deleted; raw feature deletes unpin first
+    # (apps/imports/loading.py).
     feature = models.ForeignKey(
-        "layers.Feature", null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
-    )
+        "layers.Feature", null=True, blank=True, on_delete=models.SET_NULL, related_name="comments",
+        db_constraint=False,
+    )  # fmt: skip
     anchor = gis.PointField(srid=4326, null=True, blank=True)
     anchor_zoom = models.FloatField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")

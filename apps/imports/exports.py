@@ -155,7 +155,7 @@ def export_file_name(layer: Layer, export_format: ExportFormat) -> str:
 _FEATURES_SQL = """
 SELECT {columns}
 FROM layers_feature f
-WHERE f.layer_id = %s AND f.workspace_id = %s AND {bbox} AND {filters}
+WHERE f.layer_id = %s AND f.workspace_id = %s AND f.bucket = %s AND {bbox} AND {filters}
 ORDER BY f.id
 """
 _BBOX_SQL = "ST_Intersects(f.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
@@ -164,7 +164,14 @@ _BBOX_SQL = "ST_Intersects(f.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
 def _features_sql(layer: Layer, query: ExportQuery, columns: str, column_params: list[Any]) -> tuple[str, list[Any]]:
     where, filter_params = filters_where(query.conditions, table="f")
     sql = _FEATURES_SQL.format(columns=columns, bbox=_BBOX_SQL if query.bbox else "TRUE", filters=where)
-    return sql, [*column_params, layer.pk, layer.workspace_id, *(query.bbox or ()), *filter_params]
+    return sql, [
+        *column_params,
+        layer.pk,
+        layer.workspace_id,
+        layer.storage_bucket,
+        *(query.bbox or ()),
+        *filter_params,
+    ]
 
 
 def export_count(layer: Layer, query: ExportQuery) -> int:

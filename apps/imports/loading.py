@@ -18,6 +18,7 @@ from django.db import connection, transaction
 
 from apps.imports.errors import ImportRefused
 from apps.imports.gdal import FID_COLUMN, GEOMETRY_COLUMN
+from apps.layers import storage
 from apps.layers.models import GeometryType
 from apps.layers.schema import MAX_PROPERTIES, NAME_PATTERN, AttributeType
 
@@ -260,13 +261,14 @@ def schema_merged(current: dict[str, str], incoming: dict[str, str]) -> dict[str
 # low-zoom tile then reads a few hundred pages instead of one page per point (4x faster).
 # The sequence is looked up once per statement (an InitPlan), not once per row: nextval() given
 # pg_get_serial_sequence()'s text resolves the name in the catalog for every row (6.1 s of 1M rows; 0.6 s).
+# The target is layers_feature (the row goes to its layer's bucket), or a new layer's own table.
 _FEATURE_ID_SEQUENCE = "pg_get_serial_sequence('layers_feature', 'id')::regclass"
 
 _INSERT_SQL = """
-INSERT INTO layers_feature
-    (id, workspace_id, layer_id, geom, properties, external_id, version,
+INSERT INTO {target}
+    (id, bucket, workspace_id, layer_id, geom, properties, external_id, version,
      created_by_id, updated_by_id, created_at, updated_at)
-SELECT numbered.id, %s, %s, numbered.geom, numbered.properties, NULL, 1, %s, %s, now(), now()
+SELECT numbered.id, %s, %s, %s, numbered.geom, numbered.properties, NULL, 1, %s, %s, now(), now()
 FROM (
     SELECT nextval((SELECT {sequence})) AS id, in_file_order.*
     FROM (SELECT * FROM {prepared} WHERE skip_reason IS NULL ORDER BY source_order) AS in_file_order
@@ -274,8 +276,8 @@ FROM (
 ORDER BY numbered.geom
 """
 
-# Uses feature_layer_id_idx (layer_id, id) to find the layer's rows.
-_DELETE_SQL = "DELETE FROM layers_feature WHERE layer_id = %s AND workspace_id = %s"
+# Uses feature_layer_id_idx (layer_id, id) of the layer's partition only (bucket prunes the others).
+_DELETE_SQL = "DELETE FROM layers_feature WHERE layer_id = %s AND workspace_id = %s AND bucket = %s"
 
 # A comment pinned to a feature that goes stays on its map or layer, unpinned (the discussion
 # outlives the data; the ORM's SET_NULL does the same for one feature). Comments are few: the
@@ -283,14 +285,16 @@ _DELETE_SQL = "DELETE FROM layers_feature WHERE layer_id = %s AND workspace_id =
 _UNANCHOR_COMMENTS_SQL = """
 UPDATE comments_comment c SET feature_id = NULL
 FROM layers_feature f
-WHERE c.workspace_id = %(workspace)s AND c.feature_id = f.id AND f.layer_id = %(layer)s {and_feature_is}
+WHERE c.workspace_id = %(workspace)s AND c.feature_id = f.id AND f.layer_id = %(layer)s AND f.bucket = %(bucket)s
+  {and_feature_is}
 """
 
 # Count and extent from the rows themselves (feature_layer_id_idx), so they cannot drift from
 # what is stored; the data_version bump invalidates every cached tile of the layer.
 _REFRESH_LAYER_SQL = """
 WITH loaded AS (
-    SELECT count(*) AS n, ST_Extent(geom) AS box FROM layers_feature WHERE layer_id = %(layer)s
+    SELECT count(*) AS n, ST_Extent(geom) AS box FROM {table}
+    WHERE layer_id = %(layer)s AND bucket = %(bucket)s
 )
 UPDATE layers_layer SET
     feature_count = loaded.n,
@@ -314,27 +318,32 @@ _LOAD_WORK_MEM_SQL = "SET LOCAL work_mem = '128MB'"
 
 
 def features_load(
-    tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, user_id: int | None, replace: bool,
-    schema: dict[str, str], family: str,
+    tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, bucket: int, user_id: int | None,
+    replace: bool, schema: dict[str, str], family: str, new_partition: bool = False,
 ) -> int:  # fmt: skip
     """Move the prepared rows into the layer (after deleting its old ones when replacing); refresh the layer.
 
+    `bucket` is the layer's storage_bucket. With `new_partition` (a new layer with a bucket of its
+    own) the rows go into a new table, indexed and attached as the bucket's partition afterwards.
     Must run inside the caller's transaction, with the layer row locked.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("features_load must run inside the import's transaction")
+    params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "bucket": bucket, "family": family}
     with connection.cursor() as cursor:
         cursor.execute(_LOAD_WORK_MEM_SQL)
         if replace:
-            cursor.execute(
-                _UNANCHOR_COMMENTS_SQL.format(and_feature_is=""), {"layer": layer_id, "workspace": workspace_id}
-            )
-            cursor.execute(_DELETE_SQL, [layer_id, workspace_id])
-        insert = _INSERT_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE)
-        cursor.execute(insert, [workspace_id, layer_id, user_id, user_id])
+            cursor.execute(_UNANCHOR_COMMENTS_SQL.format(and_feature_is=""), params)
+            cursor.execute(_DELETE_SQL, [layer_id, workspace_id, bucket])
+        target = storage.partition_create(bucket) if new_partition else storage.PARENT
+        insert = _INSERT_SQL.format(target=target, prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE)
+        cursor.execute(insert, [bucket, workspace_id, layer_id, user_id, user_id])
         inserted = cursor.rowcount
-        params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "family": family}
-        cursor.execute(_REFRESH_LAYER_SQL, {**params, "schema": json.dumps(schema)})
+        # Counted from the new table before it is attached: the attach ends the transaction's work
+        # while it holds its lock on layers_layer (apps/layers/storage.py).
+        cursor.execute(_REFRESH_LAYER_SQL.format(table=target), {**params, "schema": json.dumps(schema)})
+        if new_partition:
+            storage.partition_attach(bucket)
     return inserted
 
 
@@ -366,24 +375,24 @@ _ADOPT_SQL = """
 WITH candidates AS (
     SELECT id, properties ->> %(key)s AS k, count(*) OVER (PARTITION BY properties ->> %(key)s) AS n
     FROM layers_feature
-    WHERE layer_id = %(layer)s AND external_id IS NULL AND properties ? %(key)s
+    WHERE layer_id = %(layer)s AND bucket = %(bucket)s AND external_id IS NULL AND properties ? %(key)s
 )
 UPDATE layers_feature f SET external_id = c.k
 FROM candidates c
-WHERE f.id = c.id AND c.n = 1 AND length(c.k) <= 255
+WHERE f.id = c.id AND f.bucket = %(bucket)s AND c.n = 1 AND length(c.k) <= 255
   AND NOT EXISTS (
-      SELECT 1 FROM layers_feature o WHERE o.layer_id = %(layer)s AND o.external_id = c.k
+      SELECT 1 FROM layers_feature o WHERE o.layer_id = %(layer)s AND o.bucket = %(bucket)s AND o.external_id = c.k
   )
 """
 
 # Changed rows only: same key, different properties or geometry (exact, vertex by vertex).
-# The join uses feature_external_id_unique_per_layer (layer_id, external_id).
+# The join uses feature_external_id_unique_per_layer (layer_id, external_id, bucket).
 _UPDATE_CHANGED_SQL = """
 UPDATE layers_feature f
 SET geom = p.geom, properties = p.properties, version = f.version + 1, updated_by_id = %(user)s,
     updated_at = now()
 FROM {prepared} p
-WHERE p.skip_reason IS NULL AND f.layer_id = %(layer)s AND f.external_id IS NOT NULL
+WHERE p.skip_reason IS NULL AND f.layer_id = %(layer)s AND f.bucket = %(bucket)s AND f.external_id IS NOT NULL
   AND f.external_id = p.external_id
   AND (f.properties IS DISTINCT FROM p.properties OR NOT ST_OrderingEquals(f.geom, p.geom))
 """
@@ -391,16 +400,18 @@ WHERE p.skip_reason IS NULL AND f.layer_id = %(layer)s AND f.external_id IS NOT 
 # New keys: ids in file order, rows in spatial order, as _INSERT_SQL.
 _INSERT_NEW_SQL = """
 INSERT INTO layers_feature
-    (id, workspace_id, layer_id, geom, properties, external_id, version,
+    (id, bucket, workspace_id, layer_id, geom, properties, external_id, version,
      created_by_id, updated_by_id, created_at, updated_at)
-SELECT p.id, %(workspace)s, %(layer)s, p.geom, p.properties, p.external_id, 1, %(user)s, %(user)s, now(), now()
+SELECT p.id, %(bucket)s, %(workspace)s, %(layer)s, p.geom, p.properties, p.external_id, 1, %(user)s, %(user)s,
+       now(), now()
 FROM (
     SELECT nextval((SELECT {sequence})) AS id, new_rows.*
     FROM (
         SELECT * FROM {prepared} n
         WHERE n.skip_reason IS NULL
           AND NOT EXISTS (
-              SELECT 1 FROM layers_feature f WHERE f.layer_id = %(layer)s AND f.external_id = n.external_id
+              SELECT 1 FROM layers_feature f
+              WHERE f.layer_id = %(layer)s AND f.bucket = %(bucket)s AND f.external_id = n.external_id
           )
         ORDER BY n.source_order
     ) AS new_rows
@@ -415,7 +426,7 @@ _MISSING_FROM_FILE = (
 )
 _DELETE_MISSING_SQL = """
 DELETE FROM layers_feature f
-WHERE f.layer_id = %(layer)s AND f.workspace_id = %(workspace)s {missing}
+WHERE f.layer_id = %(layer)s AND f.workspace_id = %(workspace)s AND f.bucket = %(bucket)s {missing}
 """
 
 
@@ -431,7 +442,7 @@ class UpsertCounts:
 
 
 def features_upsert(
-    tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, user_id: int | None, key: str,
+    tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, bucket: int, user_id: int | None, key: str,
     delete_missing: bool, schema: dict[str, str], family: str,
 ) -> UpsertCounts:  # fmt: skip
     """Match the prepared rows to the layer's features by external_id: insert new, update changed
@@ -441,7 +452,9 @@ def features_upsert(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("features_upsert must run inside the import's transaction")
-    params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "user": user_id, "key": key}
+    params: dict[str, Any] = {
+        "layer": layer_id, "workspace": workspace_id, "bucket": bucket, "user": user_id, "key": key,
+    }  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_LOAD_WORK_MEM_SQL)
         cursor.execute(_ADOPT_SQL, params)
@@ -458,8 +471,8 @@ def features_upsert(
             deleted = cursor.rowcount
         cursor.execute(_LOADED_SQL.format(prepared=tables.prepared))
         loaded = cursor.fetchone()[0]
-        refresh = {"layer": layer_id, "workspace": workspace_id, "family": family, "schema": json.dumps(schema)}
-        cursor.execute(_REFRESH_LAYER_SQL, refresh)
+        refresh = {**params, "family": family, "schema": json.dumps(schema)}
+        cursor.execute(_REFRESH_LAYER_SQL.format(table=storage.PARENT), refresh)
     return UpsertCounts(inserted=inserted, updated=updated, unchanged=loaded - inserted - updated, deleted=deleted)
 
 
@@ -479,7 +492,9 @@ def job_tables_drop(job_id: UUID) -> None:
 
 
 def staging_tables_left() -> list[str]:
-    """Scratch tables of imports still in the database (tests; an operator's check)."""
+    """Scratch tables of imports still in the database, and bucket tables no layer holds
+    (tests; an operator's check)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'import\\_%%'")
-        return [name for (name,) in cursor.fetchall() if _PLAIN.match(name)]
+        scratch = [name for (name,) in cursor.fetchall() if _PLAIN.match(name)]
+    return scratch + storage.stray_partition_tables()

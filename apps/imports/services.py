@@ -38,6 +38,7 @@ from apps.imports.types import ImportMode, ImportParams, LayerResult
 from apps.imports.uploads import StoredUpload, import_directory
 from apps.jobs.models import Job, JobKind
 from apps.jobs.services import job_fail, job_start, job_succeed
+from apps.layers import storage
 from apps.layers.models import GeometryType, Layer
 from apps.layers.selectors import layer_access
 from apps.layers.services import layer_create
@@ -337,6 +338,8 @@ def _load(
     """Load every prepared layer and mark the job succeeded, in one transaction: all of it or nothing."""
     actor, user = _actor_and_user(job)
     with transaction.atomic():
+        if any(_gets_own_partition(mode, layer) for layer in prepared):
+            storage.big_load_lock()  # before any layer row is written: see apps/layers/storage.py
         entries = [
             _load_layer(job, params, mode, layer, actor=actor, user=user, many=len(prepared) > 1) for layer in prepared
         ]
@@ -348,20 +351,27 @@ def _load(
             transaction.on_commit(partial(_queue_tiling, entry["layer"], job.workspace_id))
 
 
+def _gets_own_partition(mode: ImportMode, prepared: preparation.PreparedLayer) -> bool:
+    """A big new layer is loaded into a table of its own, indexed afterwards (apps/layers/storage.py)."""
+    return mode == ImportMode.NEW and prepared.counts.imported >= settings.IMPORTS_OWN_PARTITION_MIN_FEATURES
+
+
 def _load_layer(
     job: Job, params: ImportParams, mode: ImportMode, prepared: preparation.PreparedLayer, *,
     actor: Actor, user: User, many: bool,
 ) -> LayerResult:  # fmt: skip
+    own_partition = _gets_own_partition(mode, prepared)
     if mode == ImportMode.NEW:
         name = results.new_layer_name(params["name"], prepared.source_layer if many else None)
-        layer = _new_layer(actor, user, job.workspace, name=name, family=prepared.family)
+        bucket = storage.bucket_allocate() if own_partition else storage.SHARED_BUCKET
+        layer = _new_layer(actor, user, job.workspace, name=name, family=prepared.family, bucket=bucket)
     else:
         layer = layer_locked(_target_layer(job, params, mode))  # type: ignore[arg-type]
     entry = results.layer_result(prepared, layer=layer)
     tables, schema, family = prepared.tables, prepared.schema, prepared.family
     if mode == ImportMode.UPSERT:
         upserted = loading.features_upsert(
-            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
+            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, bucket=layer.storage_bucket, user_id=user.pk,
             key=params.get("key") or "", delete_missing=bool(params.get("delete_missing")),
             schema=schema, family=family,
         )  # fmt: skip
@@ -372,8 +382,9 @@ def _load_layer(
         changed = upserted.inserted + upserted.updated + upserted.deleted
     else:
         changed = loading.features_load(
-            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, user_id=user.pk,
-            replace=mode == ImportMode.REPLACE, schema=schema, family=family,
+            tables, layer_id=layer.pk, workspace_id=layer.workspace_id, bucket=layer.storage_bucket,
+            user_id=user.pk, replace=mode == ImportMode.REPLACE, schema=schema, family=family,
+            new_partition=own_partition,
         )  # fmt: skip
         entry.update(imported=changed)
     _announce(layer, user, mode, changed)
@@ -389,9 +400,13 @@ def _queue_tiling(layer_id: str, workspace_id: object) -> None:
         layer_tiling_schedule(layer=layer)
 
 
-def _new_layer(actor: Actor, user: User, workspace: Workspace, *, name: str, family: GeometryType) -> Layer:
+def _new_layer(
+    actor: Actor, user: User, workspace: Workspace, *, name: str, family: GeometryType, bucket: int
+) -> Layer:
     try:
-        return layer_create(actor=actor, user=user, workspace=workspace, name=name[:200], geometry_type=family)
+        return layer_create(
+            actor=actor, user=user, workspace=workspace, name=name[:200], geometry_type=family, storage_bucket=bucket
+        )
     except ApplicationError:
         raise ImportRefused("You may no longer create layers in this workspace.") from None
 

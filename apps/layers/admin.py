@@ -179,6 +179,8 @@ class FeatureAdmin(WorkspaceOwnedGISAdmin):
     def save_model(self, request: HttpRequest, obj: Feature, form: forms.ModelForm, change: bool) -> None:
         if change:
             obj.version = F("version") + 1
+        else:
+            obj.bucket = obj.layer.storage_bucket  # the partition holding the layer's features
         super().save_model(request, obj, form, change)
         obj.refresh_from_db(fields=["version"])
         _layer_changed(obj.layer_id, count_delta=0 if change else 1)

@@ -97,13 +97,17 @@ def viewport_clusters(layer: Layer, viewport: Viewport, conditions: tuple[Condit
         FROM (
             SELECT count(*) AS n, ST_Transform(ST_Centroid(ST_Collect(f.geom_3857)), 4326) AS c{stats}
             FROM layers_feature f
-            WHERE f.layer_id = %(layer_id)s AND {where}{filters}
+            WHERE f.layer_id = %(layer_id)s AND f.bucket = %(bucket)s AND {where}{filters}
             GROUP BY floor(ST_X(f.geom_3857) / %(cell)s), floor(ST_Y(f.geom_3857) / %(cell)s)
         ) cells
         ORDER BY cells.n DESC
     """  # noqa: S608
     params |= filter_params | {f"a{i}": name for i, name in enumerate(attributes)}
-    params |= {"layer_id": layer.pk, "cell": WEB_MERCATOR_SPAN / (2 ** int(viewport.zoom)) / CLUSTER_CELLS_PER_TILE}
+    params |= {
+        "layer_id": layer.pk,
+        "bucket": layer.storage_bucket,
+        "cell": WEB_MERCATOR_SPAN / (2 ** int(viewport.zoom)) / CLUSTER_CELLS_PER_TILE,
+    }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -132,11 +136,13 @@ def viewport_features(
     filters, filter_params = filters_sql(conditions)
     sql = f"""
         SELECT f.id, f.version, f.properties FROM layers_feature f
-        WHERE f.layer_id = %(layer_id)s AND {where}{filters}
+        WHERE f.layer_id = %(layer_id)s AND f.bucket = %(bucket)s AND {where}{filters}
         ORDER BY f.id LIMIT %(limit)s
     """  # noqa: S608 (fixed fragments; values bound)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params | filter_params | {"layer_id": layer.pk, "limit": limit + 1})
+        cursor.execute(
+            sql, params | filter_params | {"layer_id": layer.pk, "bucket": layer.storage_bucket, "limit": limit + 1}
+        )
         rows = cursor.fetchall()
     # Django leaves jsonb from a raw cursor as text (its JSONField decodes it itself).
     features = [{"id": i, "version": v, "properties": json.loads(p)} for i, v, p in rows[:limit]]
@@ -152,18 +158,18 @@ _NUMERIC_STATS_SQL = """
            percentile_cont(ARRAY[0.05, 0.25, 0.5, 0.75, 0.95]) WITHIN GROUP (ORDER BY v)
     FROM (
         SELECT (f.properties -> %(name)s)::numeric AS v FROM layers_feature f
-        WHERE f.layer_id = %(layer_id)s AND jsonb_typeof(f.properties -> %(name)s) = 'number'
+        WHERE f.layer_id = %(layer_id)s AND f.bucket = %(bucket)s AND jsonb_typeof(f.properties -> %(name)s) = 'number'
     ) numbers
 """
 _VALUES_SQL = """
     SELECT f.properties ->> %(name)s AS value, count(*) AS n FROM layers_feature f
-    WHERE f.layer_id = %(layer_id)s AND f.properties ? %(name)s
+    WHERE f.layer_id = %(layer_id)s AND f.bucket = %(bucket)s AND f.properties ? %(name)s
     GROUP BY 1 ORDER BY n DESC, value LIMIT %(top)s
 """
 _DISTINCT_SQL = """
     SELECT count(DISTINCT f.properties ->> %(name)s), min(f.properties ->> %(name)s),
            max(f.properties ->> %(name)s)
-    FROM layers_feature f WHERE f.layer_id = %(layer_id)s AND f.properties ? %(name)s
+    FROM layers_feature f WHERE f.layer_id = %(layer_id)s AND f.bucket = %(bucket)s AND f.properties ? %(name)s
 """
 
 
@@ -192,7 +198,7 @@ def compute_attribute_stats(layer: Layer) -> dict[str, Any]:
     stats: dict[str, Any] = {}
     with connection.cursor() as cursor:
         for name, kind in sorted(layer.attribute_schema.items())[:MAX_STATS_ATTRIBUTES]:
-            params = {"name": name, "layer_id": layer.pk}
+            params = {"name": name, "layer_id": layer.pk, "bucket": layer.storage_bucket}
             summary = _numeric_stats(cursor, params) if kind in NUMERIC else _value_stats(cursor, params)
             stats[name] = {"type": kind, **summary}
     return {"data_version": layer.data_version, "feature_count": layer.feature_count, "attributes": stats}

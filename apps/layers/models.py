@@ -50,6 +50,9 @@ class Layer(WorkspaceOwned):
     attribute_schema = models.JSONField(default=dict, blank=True, editable=False)
     # Bumped in the transaction of every change to the layer's features; tiles key on it.
     data_version = models.BigIntegerField(default=1, editable=False)
+    # The layers_feature partition holding its features: 0, the shared one, for most layers;
+    # a big import's new layer gets a partition of its own (apps/layers/storage.py).
+    storage_bucket = models.IntegerField(default=0, db_default=0, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
@@ -58,6 +61,10 @@ class Layer(WorkspaceOwned):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["id", "workspace"], name="layer_id_workspace_unique"),
+            # Referenced by layers_feature's (layer_id, workspace_id, bucket) key (migration 0006).
+            models.UniqueConstraint(
+                fields=["id", "workspace", "storage_bucket"], name="layer_id_workspace_bucket_unique"
+            ),
             models.CheckConstraint(condition=Q(source_type__in=SourceType.values), name="layer_source_type_valid"),
             models.CheckConstraint(
                 condition=Q(geometry_type__in=GeometryType.values), name="layer_geometry_type_valid"
@@ -74,11 +81,18 @@ MERCATOR_BOUNDS = (-180.0, -85.0511287798066, 180.0, 85.0511287798066)
 
 
 class Feature(WorkspaceOwned):
-    """One feature of a vector layer. bigint ids, because MVT feature ids are integers."""
+    """One feature of a vector layer. bigint ids, because MVT feature ids are integers.
+
+    layers_feature is partitioned by LIST (bucket), always its layer's `storage_bucket`
+    (migration 0005, apps/layers/storage.py). Its primary key is (id, bucket), as PostgreSQL
+    requires of a partitioned table; ids still come from one sequence, so `id` alone is unique.
+    """
 
     id = models.BigAutoField(primary_key=True)
-    # Neither column has a foreign key of its own: the composite (layer_id, workspace_id) →
-    # layers_layer (id, workspace_id) key (migration 0002) already proves both, and every
+    # The partition key; writers set it from the layer (Layer.storage_bucket), never change it.
+    bucket = models.IntegerField(db_default=0, editable=False)
+    # Neither column has a foreign key of its own: the composite (layer_id, workspace_id, bucket) →
+    # layers_layer (id, workspace_id, storage_bucket) key (migrations 0002, 0006) proves all three, and every
     # foreign key costs a trigger call per inserted row (a fifth of a bulk import each).
     # Features go only with their layer (that key cascades; so does Feature.layer below), so
     # deleting a workspace deletes them through its layers; queries by workspace filter by layer too.
@@ -123,8 +137,10 @@ class Feature(WorkspaceOwned):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # With the partition key, as PostgreSQL requires; a layer lives in one bucket,
+            # so this is still one feature per key and layer.
             models.UniqueConstraint(
-                fields=["layer", "external_id"],
+                fields=["layer", "external_id", "bucket"],
                 condition=Q(external_id__isnull=False),
                 name="feature_external_id_unique_per_layer",
             ),

@@ -247,9 +247,9 @@ def _properties_sql(layer: DemoLayer) -> tuple[str, list[str]]:
 # features edit as plain Polygons (the family accepts both).
 _INSERT_FEATURES_SQL = """
 INSERT INTO layers_feature
-    (workspace_id, layer_id, geom, properties, external_id, version,
+    (bucket, workspace_id, layer_id, geom, properties, external_id, version,
      created_by_id, updated_by_id, created_at, updated_at)
-SELECT %s, %s,
+SELECT %s, %s, %s,
        CASE WHEN ST_NumGeometries(repaired.geom) = 1 THEN ST_GeometryN(repaired.geom, 1) ELSE repaired.geom END,
        repaired.properties, repaired.external_id, 1,
        %s, %s, now(), now()
@@ -306,7 +306,16 @@ def osm_features_load(*, layer: Layer, spec: DemoLayer, table: str, user: User) 
         cursor.execute(f"SELECT count(*) FROM {staging}")  # noqa: S608 -- a checked identifier
         staged = cursor.fetchone()[0]
         cursor.execute(
-            insert, [layer.workspace_id, layer.pk, user.pk, user.pk, *keys, _FAMILY_CODE[spec.geometry_type]]
+            insert,
+            [
+                layer.storage_bucket,
+                layer.workspace_id,
+                layer.pk,
+                user.pk,
+                user.pk,
+                *keys,
+                _FAMILY_CODE[spec.geometry_type],
+            ],
         )
         cursor.execute(
             _REFRESH_LAYER_SQL, {"layer": layer.pk, "workspace": layer.workspace_id, "declared": json.dumps(declared)}

@@ -65,7 +65,7 @@ def layer_access(actor: Actor, layer_id: UUID | str, *, action: LayerAction = La
 # decoding, no second query).
 _LEAN_LAYER_SQL = """
     SELECT l.workspace_id, l.data_version, l.attribute_schema, l.geometry_type, l.is_global, l.created_by_id,
-           l.editable, l.source_type, l.source_config, l.style_config, l.feature_count,
+           l.editable, l.source_type, l.source_config, l.style_config, l.feature_count, l.storage_bucket,
            coalesce((
                SELECT jsonb_agg(jsonb_build_array(m.id, m.visibility, m.created_by_id))
                FROM maps_maplayer ml JOIN maps_map m ON m.id = ml.map_id AND m.workspace_id = ml.workspace_id
@@ -102,6 +102,7 @@ def layer_access_lean(actor: Actor, layer_id: UUID | str) -> LayerAccess:
         source_config,
         style_config,
         feature_count,
+        storage_bucket,
         maps_json,
     ) = row
     layer = Layer(
@@ -117,6 +118,7 @@ def layer_access_lean(actor: Actor, layer_id: UUID | str) -> LayerAccess:
         source_config=_json(source_config),
         style_config=_json(style_config),
         feature_count=feature_count,
+        storage_bucket=storage_bucket,
     )
     maps = tuple(
         Map(id=UUID(map_id), workspace_id=workspace_id, visibility=visibility, created_by_id=creator)
@@ -153,7 +155,8 @@ def features_of(
     bbox: tuple[float, float, float, float] | None = None,
     conditions: tuple[Condition, ...] = (),
 ) -> QuerySet[Feature]:
-    features = Feature.objects.for_workspace(layer.workspace_id).filter(layer=layer)
+    # bucket: the planner then reads the layer's partition only.
+    features = Feature.objects.for_workspace(layer.workspace_id).filter(layer=layer, bucket=layer.storage_bucket)
     if bbox is not None:
         # Uses the GiST index on geom.
         features = features.filter(geom__intersects=Polygon.from_bbox(bbox))

@@ -22,6 +22,7 @@ from apps.accounts.models import User
 from apps.collaboration.services import map_events_append
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, StaleVersion
 from apps.core.geometry import parse_geojson_geometry
+from apps.layers import storage
 from apps.layers.configs import LayerMetadata, LegendConfig, StyleConfig, validated, validated_source
 from apps.layers.filters import parse_filters
 from apps.layers.models import Feature, Layer, SourceType
@@ -103,6 +104,9 @@ def layer_delete(*, access: LayerAccess, user: User) -> None:
     if not access.allows(LayerAction.MANAGE):
         raise PermissionDenied("You may not delete this layer.")
     _layer_event(access, user, "layer.deleted", {"layer": str(access.layer.pk)})
+    if access.layer.storage_bucket != storage.SHARED_BUCKET:
+        storage.own_buckets_empty([access.layer.storage_bucket])
+        storage.unused_partitions_drop_later()
     access.layer.delete()
 
 
@@ -273,6 +277,7 @@ def features_create(
                     Feature(
                         workspace_id=layer.workspace_id,
                         layer=layer,
+                        bucket=layer.storage_bucket,  # the partition holding the layer's features
                         geom=geom,
                         properties=props,
                         external_id=external_id,
@@ -306,7 +311,10 @@ def features_create(
 def _locked_feature(layer: Layer, feature_id: int, base_version: int) -> Feature:
     # Row lock first, then compare: a concurrent writer waits here and then sees the new version.
     feature = (
-        Feature.objects.for_workspace(layer.workspace_id).select_for_update().filter(pk=feature_id, layer=layer).first()
+        Feature.objects.for_workspace(layer.workspace_id)
+        .select_for_update()
+        .filter(pk=feature_id, layer=layer, bucket=layer.storage_bucket)
+        .first()
     )
     if feature is None:
         raise NotFound()

@@ -32,7 +32,7 @@ INSERT INTO {build} (z, cx, cy, n, sx, sy, min_id{columns})
 SELECT %(z)s, floor(ST_X(f.geom_3857) / %(cell)s)::bigint, floor(ST_Y(f.geom_3857) / %(cell)s)::bigint,
        count(*), sum(ST_X(f.geom_3857)), sum(ST_Y(f.geom_3857)), min(f.id){aggregates}
 FROM layers_feature f
-WHERE f.layer_id = %(layer)s AND NOT ST_IsEmpty(f.geom_3857)
+WHERE f.layer_id = %(layer)s AND f.bucket = %(bucket)s AND NOT ST_IsEmpty(f.geom_3857)
 GROUP BY 2, 3
 """
 
@@ -125,7 +125,9 @@ def build_point_clusters(layer: Layer, *, max_zoom: int, cells_per_tile: int, at
         cursor.execute("DELETE FROM tiles_pointcluster WHERE layer_id = %s", [layer.pk])
         _create_build_table(cursor, len(attributes))
         cell = _cell_size(max_zoom, cells_per_tile)
-        cursor.execute(statements.finest, {"z": max_zoom, "cell": cell, "layer": layer.pk, **names})
+        cursor.execute(
+            statements.finest, {"z": max_zoom, "cell": cell, "layer": layer.pk, "bucket": layer.storage_bucket, **names}
+        )
         for z in range(max_zoom - 1, -1, -1):
             cursor.execute(statements.roll_up, {"z": z})
         params = {"workspace": layer.workspace_id, "layer": layer.pk, "version": locked.data_version, **names}

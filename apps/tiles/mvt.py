@@ -20,8 +20,8 @@ MAX_TILE_BYTES = 500 * 1024
 SCHEMA_TO_TILEJSON = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
 
 # Uses feature_geom_3857_gist for `geom_3857 && envelope`, and the (layer_id, id)
-# btree for the layer filter; the geometry is simplified to about one tile unit
-# before clipping so low zooms never ship invisible vertices.
+# btree for the layer filter, in the layer's partition only (bucket prunes the others);
+# the geometry is simplified to about one tile unit before clipping so low zooms never ship invisible vertices.
 TILE_SQL = """
 WITH bounds AS (
     SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS envelope,
@@ -32,7 +32,7 @@ rows AS (
            ST_AsMVTGeom({geometry}, bounds.envelope, {extent}, {buffer}, true) AS geom,
            {properties} AS properties
     FROM layers_feature f, bounds
-    WHERE f.layer_id = %(layer_id)s
+    WHERE f.layer_id = %(layer_id)s AND f.bucket = %(bucket)s
       AND f.geom_3857 && bounds.search{conditions}
     {sample}
     LIMIT %(limit)s
@@ -57,7 +57,7 @@ cells AS (
            -- collection per cell: twice as fast on a world tile of a million points)
            ST_SetSRID(ST_MakePoint(avg(ST_X(f.geom_3857)), avg(ST_Y(f.geom_3857))), 3857) AS center{aggregates}
     FROM layers_feature f, bounds
-    WHERE f.layer_id = %(layer_id)s
+    WHERE f.layer_id = %(layer_id)s AND f.bucket = %(bucket)s
       AND f.geom_3857 && bounds.search{conditions}
     GROUP BY floor(ST_X(f.geom_3857) / %(cell)s), floor(ST_Y(f.geom_3857) / %(cell)s)
 ),
@@ -167,6 +167,7 @@ def _render(request: TileRequest, *, with_attributes: bool, simplify_units: floa
         "y": request.y,
         "margin": BUFFER / EXTENT,
         "layer_id": request.layer.pk,
+        "bucket": request.layer.storage_bucket,
         "layer_name": LAYER_NAME,
         "tolerance": request.unit * simplify_units,
         "attributes": attributes,
@@ -218,6 +219,7 @@ def _render_clusters(request: TileRequest) -> bytes:
         "y": request.y,
         "cell_margin": 1 / CLUSTER_CELLS,
         "layer_id": request.layer.pk,
+        "bucket": request.layer.storage_bucket,
         "layer_name": LAYER_NAME,
         "cell": WEB_MERCATOR_SPAN / (2**request.z) / CLUSTER_CELLS,
         **{f"agg{i}": name for i, name in enumerate(attributes)},

@@ -44,7 +44,7 @@ def layer_needs_point_table(layer: Layer) -> bool:
 
 _DISTINCT_SQL = """
 SELECT DISTINCT f.properties ->> %(name)s FROM layers_feature f
-WHERE f.layer_id = %(layer)s AND f.properties ->> %(name)s IS NOT NULL LIMIT %(limit)s
+WHERE f.layer_id = %(layer)s AND f.bucket = %(bucket)s AND f.properties ->> %(name)s IS NOT NULL LIMIT %(limit)s
 """
 
 # One scan of the layer's features (the (layer_id, id) btree), written in key order so the
@@ -62,7 +62,7 @@ FROM (
            -- upwards as CLUSTER_SQL floors: a point on a cell edge lands in the same cell
            %(last)s - least(greatest(floor((ST_Y(f.geom_3857) + %(half)s) / %(cell)s), 0), %(last)s)::bigint AS iy
     FROM layers_feature f
-    WHERE f.layer_id = %(layer)s AND NOT ST_IsEmpty(f.geom_3857)
+    WHERE f.layer_id = %(layer)s AND f.bucket = %(bucket)s AND NOT ST_IsEmpty(f.geom_3857)
 ) q
 ORDER BY 3
 """
@@ -94,7 +94,9 @@ def _number_value(name_param: str) -> str:
 
 
 def _string_codes(cursor: Any, layer: Layer, name: str) -> list[str] | None:
-    cursor.execute(_DISTINCT_SQL, {"name": name, "layer": layer.pk, "limit": MAX_CODES + 1})
+    cursor.execute(
+        _DISTINCT_SQL, {"name": name, "layer": layer.pk, "bucket": layer.storage_bucket, "limit": MAX_CODES + 1}
+    )
     values = sorted(row[0] for row in cursor.fetchall())
     return values if len(values) <= MAX_CODES else None
 
@@ -137,6 +139,7 @@ def _insert_points(cursor: Any, layer: Layer, columns: dict[str, dict[str, Any]]
     params = {
         "workspace": layer.workspace_id,
         "layer": layer.pk,
+        "bucket": layer.storage_bucket,
         "lut": SPREAD_10_BITS,
         "half": WORLD_HALF,
         "cell": KEY_CELL,

@@ -10,6 +10,8 @@ from django.utils.text import slugify
 
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from apps.layers import storage
+from apps.layers.models import Layer
 from apps.maps.permissions import Actor, WorkspaceAction, may_assign_role, workspace_actions
 from apps.workspaces.models import Invitation, Membership, Role, Workspace
 
@@ -53,8 +55,16 @@ def workspace_update(*, actor: Actor, workspace: Workspace, **fields: str) -> Wo
     return workspace
 
 
+@transaction.atomic
 def workspace_delete(*, actor: Actor, workspace: Workspace) -> None:
     _require(actor, workspace, WorkspaceAction.DELETE)
+    own_buckets = list(
+        Layer.objects.for_workspace(workspace.pk).exclude(storage_bucket=storage.SHARED_BUCKET)
+        .values_list("storage_bucket", flat=True)
+    )  # fmt: skip
+    if own_buckets:
+        storage.own_buckets_empty(own_buckets)
+        storage.unused_partitions_drop_later()
     workspace.delete()
 
 

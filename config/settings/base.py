@@ -214,6 +214,9 @@ IMPORT_MAX_COMPRESSION_RATIO = 250  # for archive members over 1 MiB
 IMPORT_READ_TIMEOUT_SECONDS = 30 * 60
 # One feature with more vertices is refused (apps/imports/limits.py): it would stall repair, tiles and browsers.
 IMPORT_MAX_VERTICES_PER_FEATURE = env.int("IMPORT_MAX_VERTICES_PER_FEATURE", default=500_000)
+# A new layer imported with at least this many features gets a partition of layers_feature of its
+# own, loaded before it is indexed (apps/layers/storage.py); smaller ones go to the shared partition.
+IMPORTS_OWN_PARTITION_MIN_FEATURES = env.int("IMPORTS_OWN_PARTITION_MIN_FEATURES", default=50_000)
 EXPORT_SYNC_MAX_FEATURES = env.int("EXPORT_SYNC_MAX_FEATURES", default=50_000)
 # An export job's file is downloadable this long after the job finished, then deleted (apps/jobs/retention.py).
 EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)

@@ -46,6 +46,7 @@ from django.db import connection  # noqa: E402
 
 from apps.accounts.services import api_token_create  # noqa: E402
 from apps.jobs.models import Job, JobKind  # noqa: E402
+from apps.layers import storage  # noqa: E402
 from apps.layers.models import Layer  # noqa: E402
 from apps.tiles.services import layer_needs_aggregates  # noqa: E402
 from tests.benchmarks import import_data  # noqa: E402
@@ -246,6 +247,8 @@ def _clean_previous_layers() -> None:
             cursor.execute("DELETE FROM layers_feature WHERE layer_id = %s", [layer.pk])
             cursor.execute("DELETE FROM tiles_pointcluster WHERE layer_id = %s", [layer.pk])
             layer.delete()
+        # The partitions of earlier runs' big layers (apps/layers/storage.py).
+        storage.unused_partitions_drop()
         if layers:
             cursor.execute("VACUUM ANALYZE layers_feature")
 

@@ -58,10 +58,22 @@ def test_a_feature_cannot_claim_another_workspace_than_its_layer() -> None:
     assert "layers_feature_layer_id_same_workspace_fk" in message
 
 
+def test_a_feature_must_be_in_its_layer_s_bucket() -> None:
+    """The shared bucket 0 is the default: a writer that forgot a big layer's bucket is refused."""
+    layer = LayerFactory(storage_bucket=7)
+    message = _refused(
+        "INSERT INTO layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version)"
+        " VALUES (now(), now(), %s, %s, ST_GeomFromText('POINT(1 1)', 4326), '{}', 1)",
+        [layer.workspace_id, layer.pk],
+    )
+    assert "layers_feature_layer_id_same_workspace_fk" in message
+
+
 def test_external_ids_are_unique_within_a_layer_but_not_across_layers() -> None:
     first = FeatureFactory(external_id="listing-1")
     FeatureFactory(external_id="listing-1")  # another layer: fine
-    with pytest.raises(IntegrityError, match="feature_external_id_unique_per_layer"), transaction.atomic():
+    # The partition's copy of feature_external_id_unique_per_layer reports it, under its own name.
+    with pytest.raises(IntegrityError, match=r"Key \(layer_id, external_id, bucket\)"), transaction.atomic():
         FeatureFactory(layer=first.layer, workspace=first.workspace, external_id="listing-1")
 
 

@@ -15,6 +15,7 @@ from apps.imports.tests import files
 from apps.imports.tests.conftest import Team, feature_rows, feature_total, job_of, layer_of, post_import
 from apps.imports.tests.test_osm import HELSINKI_PBF
 from apps.jobs.models import Job
+from apps.layers import storage
 from apps.layers.models import Layer
 from celery_app import app as celery_app
 from tests import http_servers
@@ -125,6 +126,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_redelivered_job_loads_o
 
     assert feature_total() == 0
     assert not Layer.objects.unscoped().filter(workspace=team.workspace).exists()
+    assert storage.stray_partition_tables() == []  # the killed attempt's own table went with its transaction
 
     start_worker("apps.imports.tests.worker_app")
     job = _wait_for(job, lambda j: j.is_finished, timeout=180)
@@ -133,6 +135,9 @@ def test_a_worker_killed_mid_load_leaves_nothing_and_the_redelivered_job_loads_o
     layers = Layer.objects.unscoped().filter(workspace=team.workspace)
     assert layers.count() == 1
     assert layers.get().feature_count == 300_000 == feature_total()
+    # Big enough for a partition of its own (IMPORTS_OWN_PARTITION_MIN_FEATURES): the path that was killed.
+    bucket = layers.get().storage_bucket
+    assert bucket != storage.SHARED_BUCKET and bucket in storage.partitions()
     assert staging_tables_left() == []
 
 
