@@ -74,13 +74,15 @@ _CANONICAL_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _OTHER_DATES_SQL = """
 SELECT EXISTS (
     SELECT 1 FROM layers_feature f
-    WHERE f.layer_id = %(layer)s AND f.properties ->> %(name)s IS NOT NULL AND f.properties ->> %(name)s !~ %(pattern)s
+    WHERE f.layer_id = %(layer)s AND f.bucket = %(bucket)s
+      AND f.properties ->> %(name)s IS NOT NULL AND f.properties ->> %(name)s !~ %(pattern)s
 )
 """
 
 
 def _only_canonical_dates(cursor: Any, layer: Layer, name: str) -> bool:
-    cursor.execute(_OTHER_DATES_SQL, {"layer": layer.pk, "name": name, "pattern": _CANONICAL_DATE})
+    params = {"layer": layer.pk, "bucket": layer.storage_bucket, "name": name, "pattern": _CANONICAL_DATE}
+    cursor.execute(_OTHER_DATES_SQL, params)
     return not cursor.fetchone()[0]
 
 
