@@ -41,10 +41,23 @@ SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE 
 """
 
 
+# Both cluster statements end alike, so the two paths' tiles cannot drift apart: `cells`
+# (id, point_count, center and the aggregates) become the tile's features and attributes.
+_CLUSTER_ROWS_SQL = """rows AS (
+    SELECT cells.id,
+           ST_AsMVTGeom(cells.center, bounds.envelope, {extent}, {buffer}, true) AS geom,
+           jsonb_build_object('cluster', cells.point_count > 1, 'point_count', cells.point_count{averages})
+             AS properties
+    FROM cells, bounds
+)
+SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE rows.geom IS NOT NULL
+"""
+
 # Points are aggregated on a grid aligned with the tile grid (CLUSTER_CELLS cells
 # across a tile), so a cluster straddling two tiles is drawn identically by both.
 # Uses the same indexes as TILE_SQL; the jsonb column becomes the tile attributes.
-CLUSTER_SQL = """
+CLUSTER_SQL = (
+    """
 WITH bounds AS (
     SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS envelope,
            -- one whole grid cell of margin: edge cells are complete, so neighbours agree
@@ -61,21 +74,16 @@ cells AS (
       AND f.geom_3857 && bounds.search{conditions}
     GROUP BY floor(ST_X(f.geom_3857) / %(cell)s), floor(ST_Y(f.geom_3857) / %(cell)s)
 ),
-rows AS (
-    SELECT cells.id,
-           ST_AsMVTGeom(cells.center, bounds.envelope, {extent}, {buffer}, true) AS geom,
-           jsonb_build_object('cluster', cells.point_count > 1, 'point_count', cells.point_count{averages})
-             AS properties
-    FROM cells, bounds
+"""  # noqa: S608 (constant text, no input)
+    + _CLUSTER_ROWS_SQL
 )
-SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE rows.geom IS NOT NULL
-"""
 CLUSTER_CELLS = 16
 
 # The same clusters from the point table (apps/tiles/pointtable.py): a nested loop over a few
 # key ranges, each an index range scan of clusterpoint_key_idx (layer, key) on rows stored in
 # key order; the exact x / y test trims the ranges to CLUSTER_SQL's search box.
-POINT_TABLE_CLUSTER_SQL = """
+POINT_TABLE_CLUSTER_SQL = (
+    """
 WITH bounds AS (
     SELECT envelope, ST_XMin(search) AS xmin, ST_XMax(search) AS xmax, ST_YMin(search) AS ymin,
            ST_YMax(search) AS ymax
@@ -96,15 +104,9 @@ cells AS (
     ) AS p
     GROUP BY p.key >> %(shift)s
 ),
-rows AS (
-    SELECT cells.id,
-           ST_AsMVTGeom(cells.center, bounds.envelope, {extent}, {buffer}, true) AS geom,
-           jsonb_build_object('cluster', cells.point_count > 1, 'point_count', cells.point_count{averages})
-             AS properties
-    FROM cells, bounds
+"""  # noqa: S608 (constant text, no input)
+    + _CLUSTER_ROWS_SQL
 )
-SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE rows.geom IS NOT NULL
-"""
 CLUSTER_MIN_FEATURES = 5_000  # smaller point layers are drawn point by point unless asked
 
 
