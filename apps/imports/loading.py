@@ -287,7 +287,21 @@ UPDATE comments_comment c SET feature_id = NULL
 FROM layers_feature f
 WHERE c.workspace_id = %(workspace)s AND c.feature_id = f.id AND f.layer_id = %(layer)s AND f.bucket = %(bucket)s
   {and_feature_is}
+RETURNING c.id
 """
+
+
+def _unpin_comments(cursor: Any, params: dict[str, Any], *, and_feature_is: str = "") -> tuple[str, ...]:
+    """Unpin the comments on the features about to go; their ids, for the import's live event."""
+    cursor.execute(_UNANCHOR_COMMENTS_SQL.format(and_feature_is=and_feature_is), params)
+    return tuple(sorted(str(row[0]) for row in cursor.fetchall()))
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    inserted: int
+    unpinned_comments: tuple[str, ...] = ()
+
 
 # Count and extent from the rows themselves (feature_layer_id_idx), so they cannot drift from
 # what is stored; the data_version bump invalidates every cached tile of the layer.
@@ -320,7 +334,7 @@ _LOAD_WORK_MEM_SQL = "SET LOCAL work_mem = '128MB'"
 def features_load(
     tables: StagingTables, *, layer_id: UUID, workspace_id: UUID, bucket: int, user_id: int | None,
     replace: bool, schema: dict[str, str], family: str, new_partition: bool = False,
-) -> int:  # fmt: skip
+) -> LoadCounts:  # fmt: skip
     """Move the prepared rows into the layer (after deleting its old ones when replacing); refresh the layer.
 
     `bucket` is the layer's storage_bucket. With `new_partition` (a new layer with a bucket of its
@@ -330,10 +344,11 @@ def features_load(
     if not connection.in_atomic_block:
         raise RuntimeError("features_load must run inside the import's transaction")
     params: dict[str, Any] = {"layer": layer_id, "workspace": workspace_id, "bucket": bucket, "family": family}
+    unpinned: tuple[str, ...] = ()
     with connection.cursor() as cursor:
         cursor.execute(_LOAD_WORK_MEM_SQL)
         if replace:
-            cursor.execute(_UNANCHOR_COMMENTS_SQL.format(and_feature_is=""), params)
+            unpinned = _unpin_comments(cursor, params)
             cursor.execute(_DELETE_SQL, [layer_id, workspace_id, bucket])
         target = storage.partition_create(bucket) if new_partition else storage.PARENT
         insert = _INSERT_SQL.format(target=target, prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE)
@@ -344,7 +359,7 @@ def features_load(
         cursor.execute(_REFRESH_LAYER_SQL.format(table=target), {**params, "schema": json.dumps(schema)})
         if new_partition:
             storage.partition_attach(bucket)
-    return inserted
+    return LoadCounts(inserted=inserted, unpinned_comments=unpinned)
 
 
 # --- upsert -------------------------------------------------------------------------------------------
@@ -439,6 +454,7 @@ class UpsertCounts:
     updated: int
     unchanged: int
     deleted: int
+    unpinned_comments: tuple[str, ...] = ()
 
 
 def features_upsert(
@@ -463,17 +479,20 @@ def features_upsert(
         insert = _INSERT_NEW_SQL.format(prepared=tables.prepared, sequence=_FEATURE_ID_SEQUENCE)
         cursor.execute(insert, params)
         inserted = cursor.rowcount
-        deleted = 0
+        deleted, unpinned = 0, ()
         if delete_missing:
             missing = _MISSING_FROM_FILE.format(prepared=tables.prepared)
-            cursor.execute(_UNANCHOR_COMMENTS_SQL.format(and_feature_is=missing), params)
+            unpinned = _unpin_comments(cursor, params, and_feature_is=missing)
             cursor.execute(_DELETE_MISSING_SQL.format(missing=missing), params)
             deleted = cursor.rowcount
         cursor.execute(_LOADED_SQL.format(prepared=tables.prepared))
         loaded = cursor.fetchone()[0]
         refresh = {**params, "family": family, "schema": json.dumps(schema)}
         cursor.execute(_REFRESH_LAYER_SQL.format(table=storage.PARENT), refresh)
-    return UpsertCounts(inserted=inserted, updated=updated, unchanged=loaded - inserted - updated, deleted=deleted)
+    unchanged = loaded - inserted - updated
+    return UpsertCounts(
+        inserted=inserted, updated=updated, unchanged=unchanged, deleted=deleted, unpinned_comments=unpinned
+    )
 
 
 _PLAIN = re.compile(r"^import_(stage|prep)_[0-9a-f]{32}(_[0-9]+)?$")

@@ -379,15 +379,16 @@ def _load_layer(
             inserted=upserted.inserted, updated=upserted.updated, unchanged=upserted.unchanged,
             deleted=upserted.deleted,
         )  # fmt: skip
-        changed = upserted.inserted + upserted.updated + upserted.deleted
+        changed, unpinned = upserted.inserted + upserted.updated + upserted.deleted, upserted.unpinned_comments
     else:
-        changed = loading.features_load(
+        loaded = loading.features_load(
             tables, layer_id=layer.pk, workspace_id=layer.workspace_id, bucket=layer.storage_bucket,
             user_id=user.pk, replace=mode == ImportMode.REPLACE, schema=schema, family=family,
             new_partition=own_partition,
         )  # fmt: skip
+        changed, unpinned = loaded.inserted, loaded.unpinned_comments
         entry.update(imported=changed)
-    _announce(layer, user, mode, changed)
+    _announce(layer, user, mode, changed, unpinned_comments=unpinned)
     return entry
 
 
@@ -411,15 +412,21 @@ def _new_layer(
         raise ImportRefused("You may no longer create layers in this workspace.") from None
 
 
-def _announce(layer: Layer, user: User, mode: ImportMode, inserted: int) -> None:
-    """A `features.imported` event on each map showing the layer, committed with the features."""
+def _announce(layer: Layer, user: User, mode: ImportMode, inserted: int, *, unpinned_comments: tuple[str, ...]) -> None:
+    """A `features.imported` event on each map showing the layer, committed with the features.
+
+    It names the comments whose feature the import removed (they stay on the map, unpinned),
+    so open maps can move them without reloading.
+    """
     if mode == ImportMode.NEW:
         return
     from apps.layers.selectors import maps_holding
 
     map_ids = [m.pk for m in maps_holding(layer)]
     if map_ids:
-        payload: dict[str, Any] = {"layer": str(layer.pk), "mode": mode.value, "count": inserted}
+        payload: dict[str, Any] = {
+            "layer": str(layer.pk), "mode": mode.value, "count": inserted, "unpinned_comments": list(unpinned_comments),
+        }  # fmt: skip
         map_events_append(
             workspace_id=layer.workspace_id, map_ids=map_ids, type="features.imported", payload=payload,
             actor_id=user.pk,

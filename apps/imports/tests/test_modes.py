@@ -96,6 +96,9 @@ def test_replace_keeps_the_comments_on_replaced_features_unanchored(team: Team) 
     with workspace_scope(team.workspace):
         pinned.refresh_from_db()
     assert pinned.map_id == map.pk and pinned.feature_id is None and pinned.body == "Is this still open?"
+    with workspace_scope(team.workspace):
+        event = MapEvent.objects.get(map=map, type="features.imported")
+    assert event.payload["unpinned_comments"] == [str(pinned.pk)]  # open maps move the pin live
 
 
 def test_replace_into_a_point_layer_skips_other_geometry_types(team: Team) -> None:

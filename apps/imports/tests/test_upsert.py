@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from apps.collaboration.models import MapEvent
 from apps.imports.tests.conftest import Team, job_of, layer_of, post_import
 from apps.layers.models import Layer
 from apps.workspaces.tenancy import workspace_scope
-from tests.factories import CommentFactory
+from tests.factories import CommentFactory, MapLayerFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager")]
 
@@ -107,6 +108,7 @@ def test_deleting_a_missing_feature_unanchors_its_comments_and_keeps_the_rest(te
         features = {str(f.properties["listing_id"]): f for f in layer.features.all()}
         on_gone = CommentFactory(map=None, layer=layer, workspace=team.workspace, feature=features["105"])
         on_kept = CommentFactory(map=None, layer=layer, workspace=team.workspace, feature=features["102"])
+    shown_on = MapLayerFactory(layer=layer, map__workspace=team.workspace).map
     job = job_of(upsert(team, layer, TUESDAY, delete_missing="true"))
     assert job.status == "succeeded", job.error
     assert job.result["deleted"] == 1 and "105" not in by_key(layer)
@@ -115,6 +117,9 @@ def test_deleting_a_missing_feature_unanchors_its_comments_and_keeps_the_rest(te
         on_kept.refresh_from_db()
     assert on_gone.layer_id == layer.pk and on_gone.feature_id is None
     assert on_kept.feature_id == features["102"].pk
+    with workspace_scope(team.workspace):
+        event = MapEvent.objects.get(map=shown_on, type="features.imported")
+    assert event.payload["unpinned_comments"] == [str(on_gone.pk)]
 
 
 def test_a_key_repeated_in_the_file_fails_and_changes_nothing(team: Team) -> None:
