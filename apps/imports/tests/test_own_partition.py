@@ -139,19 +139,16 @@ def test_edits_on_a_partitioned_layer_stay_in_its_partition(team: Team) -> None:
     assert _tables_holding(layer) == {table: ROWS}
 
 
+def _import_into(team: Team, layer, rows: list[tuple], *, mode: str):
+    """An append or replace of `rows` (as a listings CSV) into an existing layer, run to its end."""
+    content, slug = listings_csv(rows), team.workspace.slug
+    return job_of(post_import(team.client(), f"{mode}.csv", content, workspace=slug, mode=mode, layer=str(layer.pk)))
+
+
 def test_append_to_a_partitioned_layer_goes_to_its_partition(team: Team) -> None:
     layer = _big_layer(team)
     more = [(900 + i, 1, 60.2, 24.8 + i / 100, "new") for i in range(30)]  # over the threshold: still an append
-    job = job_of(
-        post_import(
-            team.client(),
-            "more.csv",
-            listings_csv(more),
-            workspace=team.workspace.slug,
-            mode="append",
-            layer=str(layer.pk),
-        )
-    )
+    job = _import_into(team, layer, more, mode="append")
     layer = layer_of(job)
     assert layer.feature_count == ROWS + 30
     assert _tables_holding(layer) == {storage.partition_name(layer.storage_bucket): ROWS + 30}
@@ -175,16 +172,7 @@ def test_replace_on_a_partitioned_layer_keeps_comments_unanchored(team: Team) ->
     with workspace_scope(team.workspace):
         pinned = Comment.objects.create(workspace=team.workspace, map=map, feature=layer.features.first(), body="Sold?")
     replacement = [(1, 1, 60.2, 24.9, "only")]
-    job = job_of(
-        post_import(
-            team.client(),
-            "r.csv",
-            listings_csv(replacement),
-            workspace=team.workspace.slug,
-            mode="replace",
-            layer=str(layer.pk),
-        )
-    )
+    job = _import_into(team, layer, replacement, mode="replace")
     layer = layer_of(job)
     assert layer.feature_count == 1
     assert _tables_holding(layer) == {storage.partition_name(layer.storage_bucket): 1}
