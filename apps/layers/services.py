@@ -29,6 +29,7 @@ from apps.layers.models import Feature, Layer, SourceType
 from apps.layers.schema import merge_properties
 from apps.layers.selectors import LayerAccess
 from apps.maps.permissions import Actor, LayerAction, WorkspaceAction, workspace_actions
+from apps.tiles.pointcolumns import point_columns_remove_later
 from apps.workspaces.models import Workspace
 
 LAYER_CONTENT_FIELDS = frozenset({"style_config", "legend_config"})
@@ -107,6 +108,7 @@ def layer_delete(*, access: LayerAccess, user: User) -> None:
     if access.layer.storage_bucket != storage.SHARED_BUCKET:
         storage.own_buckets_empty([access.layer.storage_bucket])
         storage.unused_partitions_drop_later()
+    point_columns_remove_later([access.layer.pk])
     access.layer.delete()
 
 

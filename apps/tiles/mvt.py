@@ -43,7 +43,7 @@ SELECT ST_AsMVT(rows.*, %(layer_name)s, {extent}, 'geom', 'id') FROM rows WHERE 
 
 # Both cluster statements end alike, so the two paths' tiles cannot drift apart: `cells`
 # (id, point_count, center and the aggregates) become the tile's features and attributes.
-_CLUSTER_ROWS_SQL = """rows AS (
+CLUSTER_ROWS_SQL = """rows AS (
     SELECT cells.id,
            ST_AsMVTGeom(cells.center, bounds.envelope, {extent}, {buffer}, true) AS geom,
            jsonb_build_object('cluster', cells.point_count > 1, 'point_count', cells.point_count{averages})
@@ -75,7 +75,7 @@ cells AS (
     GROUP BY floor(ST_X(f.geom_3857) / %(cell)s), floor(ST_Y(f.geom_3857) / %(cell)s)
 ),
 """  # noqa: S608 (constant text, no input)
-    + _CLUSTER_ROWS_SQL
+    + CLUSTER_ROWS_SQL
 )
 CLUSTER_CELLS = 16
 
@@ -105,7 +105,7 @@ cells AS (
     GROUP BY p.key >> %(shift)s
 ),
 """  # noqa: S608 (constant text, no input)
-    + _CLUSTER_ROWS_SQL
+    + CLUSTER_ROWS_SQL
 )
 CLUSTER_MIN_FEATURES = 5_000  # smaller point layers are drawn point by point unless asked
 
@@ -194,14 +194,15 @@ def clusters_at(layer: Layer, z: int) -> bool:
     return bool(wanted) and z <= style.get("cluster_max_zoom", 11)
 
 
-def _cluster_attributes(layer: Layer) -> list[str]:
+def cluster_attributes(layer: Layer) -> list[str]:
+    """The numeric attributes cluster features carry averages of (the style's `cluster_properties`)."""
     numeric = {"integer", "number"}
     wanted = (layer.style_config or {}).get("cluster_properties", [])
     return [name for name in wanted if layer.attribute_schema.get(name) in numeric]
 
 
 def _render_clusters(request: TileRequest) -> bytes:
-    attributes = _cluster_attributes(request.layer)
+    attributes = cluster_attributes(request.layer)
     number = "CASE WHEN jsonb_typeof(f.properties -> %(agg{i})s) = 'number' THEN {value} END"
     aggregates = "".join(
         f",\n           sum({number.format(i=i, value=f'(f.properties -> %(agg{i})s)::numeric')}) AS sum{i},"
@@ -250,6 +251,7 @@ def _point_table_aggregates(attributes: list[str], columns: dict[str, Any]) -> t
 
 def _point_table_clusters(request: TileRequest) -> bytes | None:
     """The clustered tile from the layer's point table, or None when it is stale or cannot express a filter."""
+    from apps.tiles.pointcolumns import clusters_from_columns
     from apps.tiles.pointtable import current_point_table, key_ranges
 
     ranges = key_ranges(request.z, request.x, request.y, CLUSTER_CELLS)
@@ -257,10 +259,13 @@ def _point_table_clusters(request: TileRequest) -> bytes | None:
     if state is None or ranges is None:
         return None
     conditions = point_filters_sql(request.conditions, state.points_columns)
-    attributes = _cluster_attributes(request.layer)
+    attributes = cluster_attributes(request.layer)
     aggregates = _point_table_aggregates(attributes, state.points_columns)
     if conditions is None or aggregates is None:
         return None
+    columns_tile = clusters_from_columns(request, state, ranges, attributes, margin=1 / CLUSTER_CELLS)
+    if columns_tile is not None:
+        return columns_tile
     lows, highs, shift = ranges
     sql = POINT_TABLE_CLUSTER_SQL.format(
         aggregates=aggregates[0], averages=aggregates[1], conditions=conditions[0], extent=EXTENT, buffer=BUFFER
@@ -303,7 +308,7 @@ def _precomputed_clusters(request: TileRequest) -> bytes | None:
         "version": state.data_version,
         **cell_range(request.z, request.x, request.y, CLUSTER_CELLS),
     }
-    attributes = [name for name in state.attributes if name in _cluster_attributes(request.layer)]
+    attributes = [name for name in state.attributes if name in cluster_attributes(request.layer)]
     return tile_from_aggregates(params, attributes=attributes, extent=EXTENT, buffer=BUFFER)
 
 

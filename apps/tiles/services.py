@@ -11,6 +11,7 @@ from apps.layers.aggregates import attribute_stats
 from apps.layers.models import GeometryType, Layer
 from apps.tiles.aggregates import build_point_clusters
 from apps.tiles.mvt import CLUSTER_CELLS, CLUSTER_MIN_FEATURES
+from apps.tiles.pointcolumns import export_point_columns
 from apps.tiles.pointtable import build_point_table, layer_needs_point_table
 
 DEBOUNCE_SECONDS = 10
@@ -63,14 +64,18 @@ def layer_tiling_execute(*, job: Job) -> None:
     cells = build_point_clusters(
         layer, max_zoom=style.get("cluster_max_zoom", 11), cells_per_tile=CLUSTER_CELLS, attributes=numeric
     )
-    points = None
+    points = columns = None
     if layer_needs_point_table(layer):
         job_report(job=claimed, phase="point table", progress=50)
         points = build_point_table(layer)
+        job_report(job=claimed, phase="point columns", progress=75)
+        columns = export_point_columns(layer)
     job_report(job=claimed, phase="stats", progress=90)
     attribute_stats(layer)
     with transaction.atomic():
         result = {"cells": cells, "data_version": layer.data_version}
         if points is not None:
             result |= {"points": points.points_rows, "points_build_s": points.points_build_seconds}
+        if columns is not None:
+            result |= {"point_columns": columns["rows"]}
         job_succeed(job=claimed, result=result)

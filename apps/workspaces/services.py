@@ -13,6 +13,7 @@ from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDen
 from apps.layers import storage
 from apps.layers.models import Layer
 from apps.maps.permissions import Actor, WorkspaceAction, may_assign_role, workspace_actions
+from apps.tiles.pointcolumns import point_columns_remove_later
 from apps.workspaces.models import Invitation, Membership, Role, Workspace
 
 
@@ -65,6 +66,7 @@ def workspace_delete(*, actor: Actor, workspace: Workspace) -> None:
     if own_buckets:
         storage.own_buckets_empty(own_buckets)
         storage.unused_partitions_drop_later()
+    point_columns_remove_later(list(Layer.objects.for_workspace(workspace.pk).values_list("pk", flat=True)))
     workspace.delete()
 
 

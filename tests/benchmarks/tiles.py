@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -39,6 +40,7 @@ from apps.maps.selectors import actor_for  # noqa: E402
 from apps.tiles.aggregates import build_point_clusters, precomputed_version  # noqa: E402
 from apps.tiles.models import TilingState  # noqa: E402
 from apps.tiles.mvt import CLUSTER_CELLS  # noqa: E402
+from apps.tiles.pointcolumns import columns_root, export_point_columns  # noqa: E402
 from apps.tiles.pointtable import build_point_table, current_point_table  # noqa: E402
 from tests.benchmarks.common import (  # noqa: E402
     SEED,
@@ -59,6 +61,8 @@ ZOOMS = tuple(int(z) for z in os.environ.get("BENCH_ZOOMS", "4,8,10,12,14,16").s
 CONCURRENCY = tuple(int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,4,16").split(","))
 # BENCH_POINT_TABLE=0 measures without the point table (filtered tiles computed from the features).
 WITH_POINT_TABLE = os.environ.get("BENCH_POINT_TABLE", "1") != "0"
+# BENCH_POINT_COLUMNS=0 measures the point table's SQL path (no memory-mapped columns).
+WITH_POINT_COLUMNS = WITH_POINT_TABLE and os.environ.get("BENCH_POINT_COLUMNS", "1") != "0"
 ALL_FILTERS = {
     "none": "",
     "price_bedrooms": "price__gte=300000&bedrooms__gte=3",
@@ -192,7 +196,21 @@ def _build_point_table(layer: Layer) -> dict[str, Any]:
         cursor.execute("SELECT pg_total_relation_size('tiles_clusterpoint')")
         size = cursor.fetchone()[0]
     print(f"[bench] point table with its index: {size / 2**20:.0f} MiB", flush=True)
-    return {"point_table_build_s": seconds, "point_table_bytes": size}
+    return {"point_table_build_s": seconds, "point_table_bytes": size, **_export_point_columns(layer)}
+
+
+def _export_point_columns(layer: Layer) -> dict[str, Any]:
+    """The tiling job's last step for a large point layer: the point columns (timed; kept when current)."""
+    directory = columns_root() / str(layer.pk)
+    if not WITH_POINT_COLUMNS:
+        shutil.rmtree(directory, ignore_errors=True)
+        return {"point_columns_export_s": None, "point_columns_bytes": None}
+    started = time.perf_counter()
+    meta = export_point_columns(layer)
+    seconds = round(time.perf_counter() - started, 1)
+    size = sum(f.stat().st_size for f in directory.glob(f"v{meta['version']}/*"))
+    print(f"[bench] point columns ({meta['rows']:,} rows, {size / 2**20:.0f} MiB) ready in {seconds} s", flush=True)
+    return {"point_columns_export_s": seconds, "point_columns_bytes": size}
 
 
 # --- tile sets ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ SCHEMA = {"price": "integer", "area": "number", "status": "string", "listed_at":
 
 
 @pytest.fixture(autouse=True)
-def small_point_tables(settings):
+def small_point_tables(settings, media_root):
     settings.TILES_POINT_TABLE_MIN_FEATURES = 1000
 
 

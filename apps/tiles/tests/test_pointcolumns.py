@@ -1,0 +1,190 @@
+"""Point columns: cluster tiles from the memory-mapped snapshot equal the ones computed from the features."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from apps.jobs.models import Job
+from apps.layers.models import Layer
+from apps.tiles import pointcolumns
+from apps.tiles.mvt import CLUSTER_CELLS, render_tile
+from apps.tiles.pointcolumns import clusters_from_columns, columns_root, export_point_columns, open_point_columns
+from apps.tiles.pointtable import build_point_table, current_point_table, key_ranges
+from apps.tiles.services import layer_tiling_execute
+from apps.tiles.tests.test_pointtable import FILTERS, TILES, _decoded, _make_listings, _request
+from conftest import client_for
+from tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+# String ranges compare under the database's collation: the columns leave them to the point table.
+STRING_RANGES = {"status__gt=m", "status__lte=pending"}
+# Where NULLs (NaN, code -1) and values missing from the dictionary must match nothing, as in SQL.
+NULL_SENSITIVE = ["price__ne=2000", "status__in=active,nowhere", "status__ne=nowhere", "listed_at__ne=2026-01-05"]
+
+
+@pytest.fixture(autouse=True)
+def small_point_tables(settings, media_root):
+    settings.TILES_POINT_TABLE_MIN_FEATURES = 1000
+
+
+@pytest.fixture
+def listings() -> Layer:
+    return _make_listings()
+
+
+def _from_columns(layer: Layer, zxy: tuple[int, int, int], query: str) -> bytes | None:
+    request = _request(layer, zxy, query)
+    ranges = key_ranges(*zxy, CLUSTER_CELLS)
+    state = current_point_table(layer)
+    assert ranges is not None and state is not None
+    return clusters_from_columns(request, state, ranges, ["price", "area"], margin=1 / CLUSTER_CELLS)
+
+
+@pytest.mark.parametrize("query", [q for q in FILTERS if q not in STRING_RANGES] + NULL_SENSITIVE)
+def test_column_tiles_equal_tiles_computed_from_the_features(listings, query: str) -> None:
+    fallback = {zxy: _decoded(render_tile(_request(listings, zxy, query))[0]) for zxy in TILES}
+    build_point_table(listings)
+    export_point_columns(listings)
+    for zxy in TILES:
+        from_columns = _from_columns(listings, zxy, query)
+        assert from_columns is not None, zxy
+        assert _decoded(from_columns) == fallback[zxy], (zxy, query)
+        assert _decoded(render_tile(_request(listings, zxy, query))[0]) == fallback[zxy]
+
+
+def test_the_compared_tiles_carry_averages_of_decimal_attributes(listings) -> None:
+    """`area` has three decimals: summed as integers of thousandths, averaged as the SQL path rounds them."""
+    build_point_table(listings)
+    meta = export_point_columns(listings)
+    assert meta["sum_decimals"] == {meta["columns"]["price"]["slot"]: 0, meta["columns"]["area"]["slot"]: 3}
+    decoded = _decoded(_from_columns(listings, (2, 2, 2), "price__gte=2000"))
+    assert decoded and all(dict(props).keys() >= {"avg_area", "avg_price", "point_count"} for _, _, props in decoded)
+
+
+@pytest.mark.parametrize("query", [*sorted(STRING_RANGES), "price__isnull=true"])
+def test_filters_the_columns_cannot_express_go_to_the_point_table(listings, query: str) -> None:
+    expected = [_decoded(render_tile(_request(listings, zxy, query))[0]) for zxy in TILES[:6]]
+    build_point_table(listings)
+    export_point_columns(listings)
+    for zxy, fallback in zip(TILES[:6], expected, strict=True):
+        assert _from_columns(listings, zxy, query) is None
+        assert _decoded(render_tile(_request(listings, zxy, query))[0]) == fallback
+
+
+def test_an_attribute_with_too_many_decimals_to_sum_exactly_is_left_to_the_point_table(listings) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE layers_feature SET properties = properties || '{\"area\": 50.1234567}' "
+            "WHERE id = (SELECT min(id) FROM layers_feature WHERE layer_id = %s)",
+            [listings.pk],
+        )
+    expected = _decoded(render_tile(_request(listings, (0, 0, 0), "price__gte=2000"))[0])
+    build_point_table(listings)
+    meta = export_point_columns(listings)
+    assert meta["columns"]["area"]["slot"] not in meta["sum_decimals"]
+    assert _from_columns(listings, (0, 0, 0), "price__gte=2000") is None
+    assert _decoded(render_tile(_request(listings, (0, 0, 0), "price__gte=2000"))[0]) == expected
+
+
+def test_the_snapshot_holds_every_point_in_key_order_with_nulls_marked(listings) -> None:
+    state = build_point_table(listings)
+    export_point_columns(listings)
+    snapshot = open_point_columns(listings.pk, state.points_data_version)
+    assert snapshot is not None and snapshot.rows == 6000
+    keys = np.asarray(snapshot.arrays["key"])
+    assert (np.diff(keys) >= 0).all()
+    price = snapshot.arrays[state.points_columns["price"]["slot"]]
+    assert int(np.isnan(price).sum()) == len([i for i in range(1, 6001) if i % 17 == 0])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT key, feature_id FROM tiles_clusterpoint WHERE layer_id = %s ORDER BY key, feature_id", [listings.pk]
+        )
+        stored = cursor.fetchall()
+    exported = sorted(zip(keys.tolist(), np.asarray(snapshot.arrays["id"]).tolist(), strict=True))
+    assert exported == stored
+    assert set(np.unique(snapshot.arrays[state.points_columns["status"]["slot"]]).tolist()) == {0, 1, 2}
+
+
+def test_after_an_edit_the_old_snapshot_is_never_used_and_a_new_export_replaces_it(listings) -> None:
+    editor = MembershipFactory(workspace=listings.workspace, role="editor").user
+    state = build_point_table(listings)
+    export_point_columns(listings)
+    old = columns_root() / str(listings.pk) / f"v{state.points_data_version}"
+    point = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [0.5, 0.5]},
+        "properties": {"price": 99000},
+    }
+    client = client_for(editor)
+    assert client.post(f"/api/v1/layers/{listings.pk}/features/", point, format="json").status_code == 201
+    listings.refresh_from_db()
+    assert current_point_table(listings) is None
+    state = build_point_table(listings)
+    with mock.patch.object(pointcolumns, "_cells", wraps=pointcolumns._cells) as cells:
+        assert _from_columns(listings, (3, 4, 3), "price__gte=20000") is None  # no snapshot of this version yet
+        assert not cells.called
+    export_point_columns(listings)
+    assert not old.exists() and (columns_root() / str(listings.pk) / f"v{state.points_data_version}").is_dir()
+    fallback = _decoded(render_tile(_request(listings, (3, 4, 3), "price__gte=20000"))[0])
+    assert _decoded(_from_columns(listings, (3, 4, 3), "price__gte=20000")) == fallback
+    assert any(dict(props)["avg_price"] for _, _, props in fallback)
+
+
+def test_a_failed_export_leaves_no_snapshot_behind(listings) -> None:
+    state = build_point_table(listings)
+    failing = mock.patch.object(pointcolumns, "_dictionaries", side_effect=RuntimeError("killed"))
+    with failing, pytest.raises(RuntimeError):
+        export_point_columns(listings)
+    layer_dir = columns_root() / str(listings.pk)
+    assert list(layer_dir.iterdir()) == []
+    assert open_point_columns(listings.pk, state.points_data_version) is None
+
+
+def test_the_tiling_job_exports_the_columns_and_deleting_the_layer_removes_them(
+    listings, django_capture_on_commit_callbacks
+) -> None:
+    from apps.layers.selectors import layer_access
+    from apps.layers.services import layer_delete
+    from apps.maps.selectors import actor_for
+
+    job = Job.objects.for_workspace(listings.workspace_id).create(
+        workspace_id=listings.workspace_id, kind="tiling", layer=listings
+    )
+    layer_tiling_execute(job=job)
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.result["point_columns"] == 6000
+    assert (columns_root() / str(listings.pk)).is_dir()
+    owner = MembershipFactory(workspace=listings.workspace, role="owner").user
+    with django_capture_on_commit_callbacks(execute=True):
+        layer_delete(access=layer_access(actor_for(owner), listings.pk), user=owner)
+    assert not (columns_root() / str(listings.pk)).exists()
+
+
+def test_an_export_sweeps_snapshots_of_layers_deleted_behind_the_services(listings) -> None:
+    other = _make_listings(2000)
+    build_point_table(other)
+    export_point_columns(other)
+    Layer.objects.for_workspace(other.workspace_id).filter(pk=other.pk).delete()  # e.g. the admin's bulk delete
+    build_point_table(listings)
+    export_point_columns(listings)
+    assert not (columns_root() / str(other.pk)).exists()
+    assert (columns_root() / str(listings.pk)).is_dir()
+
+
+@pytest.mark.parametrize("query", ["status__ne=sold", "status__ne=nowhere", "status__in=sold,nowhere"])
+def test_points_without_a_string_value_never_match_a_code_condition(listings, query: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE layers_feature SET properties = properties - 'status' WHERE layer_id = %s AND id %% 19 = 0",
+            [listings.pk],
+        )
+    fallback = {zxy: _decoded(render_tile(_request(listings, zxy, query))[0]) for zxy in TILES}
+    build_point_table(listings)
+    export_point_columns(listings)
+    for zxy in TILES:
+        assert _decoded(_from_columns(listings, zxy, query)) == fallback[zxy], zxy
