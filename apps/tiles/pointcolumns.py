@@ -9,11 +9,11 @@ the cells go into one `ST_AsMVT` statement ending in `mvt.CLUSTER_ROWS_SQL`, so
 the tile is the point table's, feature for feature.
 
 The tiling job writes a snapshot per (layer, data version) after the point table
-(`export_point_columns`) under MEDIA_ROOT, which web and workers share as they
-share uploads: into a temporary directory renamed into place, so a reader sees a
-whole snapshot or none. A tile uses it only while its version is the layer's
-current one (as the point table); otherwise, or for a filter it cannot express,
-the SQL paths answer.
+(`export_point_columns`) under TILES_POINT_COLUMNS_ROOT (default MEDIA_ROOT/tiles/points),
+a filesystem web and workers share as they share uploads: into a temporary
+directory renamed into place, so a reader sees a whole snapshot or none. A tile
+uses it only while its version is the layer's current one (as the point table);
+otherwise, or for a filter it cannot express, the SQL paths answer.
 
 Exactness: filters are the point table's own conditions (pointfilters.py) on the
 same slot values; averages are summed as scaled integers (an attribute is summable
@@ -42,17 +42,19 @@ from apps.layers.filters import NUMERIC, Condition
 from apps.layers.models import Layer
 from apps.tiles.models import TilingState
 from apps.tiles.mvt import BUFFER, CLUSTER_ROWS_SQL, EXTENT, LAYER_NAME, cluster_attributes
-from apps.tiles.pointfilters import _day_number
+from apps.tiles.pointfilters import day_number
 
 MAX_SUM_DECIMALS = 6
 COPY_CHUNK_BYTES = 32 * 2**20  # rows are parsed and written this many bytes at a time: a 10M layer never sits in memory
+# Key ranges this long are read in place; shorter ones are gathered into one batch (a z10 tile is ~50 short ranges).
+LONG_RANGE_ROWS = 4096
 _OPEN_LIMIT = 16  # snapshots kept mapped per process (one per layer)
 _BINARY_COPY_HEADER = 19  # signature, flags, extension length
 _FIXED = {"key": ("key", "i8"), "id": ("feature_id", "i8"), "x": ("x", "f8"), "y": ("y", "f8")}
 
 
 def columns_root() -> Path:
-    return Path(settings.MEDIA_ROOT) / "tiles" / "points"
+    return Path(settings.TILES_POINT_COLUMNS_ROOT or Path(settings.MEDIA_ROOT) / "tiles" / "points")
 
 
 def _snapshot_dir(layer_id: Any, version: int) -> Path:
@@ -290,16 +292,23 @@ def open_point_columns(layer_id: Any, version: int) -> PointColumns | None:
 # --- filters -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Rows:
-    """One key range of a snapshot: the rows i0:i1 (views of the mapped files)."""
+    """Rows of a snapshot in key order: one long key range as views of the mapped files (no copy), or
+    several short ones gathered at once (one numpy call per column instead of one per range)."""
 
-    snapshot: PointColumns
-    i0: int
-    i1: int
+    def __init__(self, snapshot: PointColumns, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.snapshot = snapshot
+        if len(starts) == 1:
+            self.rows: slice | np.ndarray = slice(int(starts[0]), int(ends[0]))
+        else:  # the positions of every row of every range, in order
+            lengths = ends - starts
+            self.rows = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        self._read: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.snapshot.arrays[name][self.i0 : self.i1]
+        if name not in self._read:
+            self._read[name] = self.snapshot.arrays[name][self.rows]
+        return self._read[name]
 
 
 _COMPARE = {
@@ -342,7 +351,7 @@ def _predicate(snapshot: PointColumns, condition: Condition) -> Any | None:
     numbers = kind == "number" and condition.attribute_type in NUMERIC
     dates = kind == "date" and condition.attribute_type == "date"
     if (numbers or dates) and condition.operator in (*_COMPARE, "ne", "in"):
-        number = float if numbers else _day_number
+        number = float if numbers else day_number
         value = [number(v) for v in condition.value] if condition.operator == "in" else number(condition.value)
         return lambda rows: _number_mask(rows, slot, condition, value)
     if kind == "code" and condition.attribute_type == "string" and condition.operator in ("eq", "ne", "in"):
@@ -380,7 +389,7 @@ class _Cells:
 
 
 def _add_range(cells: _Cells, rows: _Rows, keep: np.ndarray, shift: int) -> None:
-    """Group the kept rows of one key range by cell (rows are in key order: a cell is a run)."""
+    """Group the kept rows by cell (rows are in key order: a cell is a run)."""
     kept = np.flatnonzero(keep)
     if not kept.size:
         return
@@ -404,10 +413,14 @@ def _cells(
     keys = snapshot.arrays["key"]
     starts = np.searchsorted(keys, lows, side="left")
     ends = np.searchsorted(keys, highs, side="right")
-    for i0, i1 in zip(starts.tolist(), ends.tolist(), strict=True):
-        if i0 == i1:
-            continue
-        rows = _Rows(snapshot, i0, i1)
+    long = ends - starts >= LONG_RANGE_ROWS
+    short = ~long & (ends > starts)
+    # A cell never spans two ranges, so each batch is grouped on its own.
+    batches = [(starts[i : i + 1], ends[i : i + 1]) for i in np.flatnonzero(long)]
+    if short.any():
+        batches.append((starts[short], ends[short]))
+    for batch_starts, batch_ends in batches:
+        rows = _Rows(snapshot, batch_starts, batch_ends)
         x, y = rows["x"], rows["y"]
         keep = (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
         for predicate in predicates:

@@ -48,7 +48,7 @@ def _numeric_sql(
     return None
 
 
-def _day_number(iso_date: str) -> float:
+def day_number(iso_date: str) -> float:
     return float(iso_date.replace("-", ""))  # the build's replace(value, '-', '')::float8
 
 
@@ -74,7 +74,7 @@ def _condition_sql(condition: Condition, columns: Mapping[str, Any], bind: Calla
     if mapping["kind"] == "number" and condition.attribute_type in NUMERIC:
         return _numeric_sql(column, condition, bind)
     if mapping["kind"] == "date" and condition.attribute_type == "date":
-        return _numeric_sql(column, condition, bind, number=_day_number)
+        return _numeric_sql(column, condition, bind, number=day_number)
     if mapping["kind"] == "code" and condition.attribute_type == "string":
         return _code_sql(column, condition, bind)
     return None

@@ -224,6 +224,10 @@ EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
 EXPORT_TILES_MAX_TILES = 100_000
 # Point layers at least this large get a point table (apps/tiles/pointtable.py) for filtered cluster tiles.
 TILES_POINT_TABLE_MIN_FEATURES = 50_000
+# Where the tiling job writes point columns (apps/tiles/pointcolumns.py) for web processes to map: a POSIX
+# filesystem that web and tiling workers share (default: MEDIA_ROOT/tiles/points). A web node without them
+# answers the same tiles from the point table, slower.
+TILES_POINT_COLUMNS_ROOT = env("TILES_POINT_COLUMNS_ROOT", default="")
 
 # --- Fetching user-supplied URLs (apps/core/fetch/, DESIGN §11) ------------------
 FETCH_MAX_BYTES = env.int("FETCH_MAX_BYTES", default=IMPORT_MAX_BYTES)

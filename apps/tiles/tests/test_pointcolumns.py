@@ -45,8 +45,12 @@ def _from_columns(layer: Layer, zxy: tuple[int, int, int], query: str) -> bytes 
     return clusters_from_columns(request, state, ranges, ["price", "area"], margin=1 / CLUSTER_CELLS)
 
 
+@pytest.mark.parametrize("long_range_rows", [1, 10**9], ids=["ranges-in-place", "ranges-gathered"])
 @pytest.mark.parametrize("query", [q for q in FILTERS if q not in STRING_RANGES] + NULL_SENSITIVE)
-def test_column_tiles_equal_tiles_computed_from_the_features(listings, query: str) -> None:
+def test_column_tiles_equal_tiles_computed_from_the_features(
+    listings, query: str, long_range_rows, monkeypatch
+) -> None:
+    monkeypatch.setattr(pointcolumns, "LONG_RANGE_ROWS", long_range_rows)
     fallback = {zxy: _decoded(render_tile(_request(listings, zxy, query))[0]) for zxy in TILES}
     build_point_table(listings)
     export_point_columns(listings)
@@ -188,3 +192,11 @@ def test_points_without_a_string_value_never_match_a_code_condition(listings, qu
     export_point_columns(listings)
     for zxy in TILES:
         assert _decoded(_from_columns(listings, zxy, query)) == fallback[zxy], zxy
+
+
+def test_the_columns_go_where_the_deployment_points_them(listings, settings, tmp_path) -> None:
+    settings.TILES_POINT_COLUMNS_ROOT = str(tmp_path / "shared-columns")
+    state = build_point_table(listings)
+    export_point_columns(listings)
+    assert (tmp_path / "shared-columns" / str(listings.pk) / f"v{state.points_data_version}" / "meta.json").is_file()
+    assert _from_columns(listings, (0, 0, 0), "price__gte=2000") is not None
