@@ -16,6 +16,7 @@ from django.db import connection
 from apps.core.errors import ApplicationError
 from apps.layers.filters import Condition, filters_sql
 from apps.layers.models import Layer
+from apps.tiles.pointcolumns import viewport_clusters_from_columns
 
 NUMERIC = ("integer", "number")
 WEB_MERCATOR_SPAN = 2 * 20037508.342789244
@@ -85,9 +86,15 @@ def _number(index: int) -> str:
 def viewport_clusters(layer: Layer, viewport: Viewport, conditions: tuple[Condition, ...]) -> list[dict[str, Any]]:
     """Grid clusters (count, centroid, min/avg/max of numeric attributes) for a low-zoom view.
 
-    The grid is the tiles' cluster grid at this zoom, so the API and the map agree.
+    The grid is the tiles' cluster grid at this zoom, so the API and the map agree. A large point layer's
+    point columns answer in milliseconds what the SQL below takes seconds for over millions of features
+    (apps/tiles/pointcolumns.py); the SQL answers whenever they cannot.
     """
     attributes = numeric_attributes(layer)
+    level = int(viewport.zoom) + CLUSTER_CELLS_PER_TILE.bit_length() - 1
+    from_columns = viewport_clusters_from_columns(layer, viewport.envelopes(), level, conditions, attributes)
+    if from_columns is not None:
+        return from_columns
     stats = "".join(f", min({_number(i)}), avg({_number(i)}), max({_number(i)})" for i in range(len(attributes)))
     where, params = _in_viewport_sql(viewport)
     filters, filter_params = filters_sql(conditions)

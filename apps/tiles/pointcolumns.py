@@ -41,10 +41,12 @@ from django.db import connection, transaction
 from apps.layers.filters import NUMERIC, Condition
 from apps.layers.models import Layer
 from apps.tiles.models import TilingState
-from apps.tiles.mvt import BUFFER, CLUSTER_ROWS_SQL, EXTENT, LAYER_NAME, cluster_attributes
+from apps.tiles.mvt import BUFFER, CLUSTER_ROWS_SQL, EXTENT, LAYER_NAME
 from apps.tiles.pointfilters import day_number
 
 MAX_SUM_DECIMALS = 6
+# Raised when the files change shape: snapshots of another format are ignored by readers and rewritten by exports.
+FORMAT = 2
 COPY_CHUNK_BYTES = 32 * 2**20  # rows are parsed and written this many bytes at a time: a 10M layer never sits in memory
 # Key ranges this long are read in place; shorter ones are gathered into one batch (a z10 tile is ~50 short ranges).
 LONG_RANGE_ROWS = 4096
@@ -79,22 +81,20 @@ def _sum_decimals(cursor: Any, layer_id: Any, slot: str) -> int | None:
     return decimals
 
 
-def _export_fields(
-    cursor: Any, layer_id: Any, columns: dict[str, Any], averaged: list[str]
-) -> tuple[list[tuple[str, str, str]], dict]:
-    """(file name, SQL expression, dtype) per exported column, and the sum decimals of the averaged attributes' slots.
+def _export_fields(cursor: Any, layer_id: Any, columns: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict]:
+    """(file name, SQL expression, dtype) per exported column, and the sum decimals of the number slots.
 
     NULLs become NaN (numbers) or -1 (codes): every binary COPY row then has one size.
     """
     fields = [(name, expression, dtype) for name, (expression, dtype) in _FIXED.items()]
     decimals: dict[str, int] = {}
-    for name, mapping in columns.items():
+    for mapping in columns.values():
         slot = mapping["slot"]
         if mapping["kind"] == "code":
             fields.append((slot, f"coalesce({slot}, (-1)::smallint)", "i2"))
             continue
         fields.append((slot, f"coalesce({slot}, 'NaN')", "f8"))
-        if mapping["kind"] == "number" and name in averaged:
+        if mapping["kind"] == "number":
             # whole numbers below 2^53 (checked by the build) have no decimals
             found = 0 if mapping.get("integral") else _sum_decimals(cursor, layer_id, slot)
             if found is not None:
@@ -171,15 +171,18 @@ def export_point_columns(layer: Layer) -> dict[str, Any] | None:
             return None
         version = state.points_data_version
         final = _snapshot_dir(layer.pk, version)
-        if (final / "meta.json").exists():
-            return json.loads((final / "meta.json").read_text())
+        existing = _read_meta(final)
+        if existing is not None and existing.get("format") == FORMAT:
+            return existing
+        shutil.rmtree(final, ignore_errors=True)  # another format: readers ignore it meanwhile
         final.parent.mkdir(parents=True, exist_ok=True)
         building = final.parent / f".building-{uuid.uuid4().hex}"
         building.mkdir()
         try:
-            fields, decimals = _export_fields(cursor, layer.pk, state.points_columns, cluster_attributes(layer))
+            fields, decimals = _export_fields(cursor, layer.pk, state.points_columns)
             rows = _copy_columns(cursor, layer.pk, fields, building)
             meta = {
+                "format": FORMAT,
                 "version": version,
                 "rows": rows,
                 "files": {name: dtype for name, _, dtype in fields},
@@ -194,6 +197,13 @@ def export_point_columns(layer: Layer) -> dict[str, Any] | None:
     _remove_other_versions(layer.pk, keep=final)
     _sweep_deleted_layers()
     return meta
+
+
+def _read_meta(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / "meta.json").read_text())
+    except FileNotFoundError:
+        return None
 
 
 def _publish(building: Path, final: Path) -> None:
@@ -254,6 +264,8 @@ class PointColumns:
     @classmethod
     def open(cls, directory: Path) -> PointColumns:
         meta = json.loads((directory / "meta.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"point columns of format {meta.get('format')}, not {FORMAT}")
         arrays = {
             name: np.memmap(directory / f"{name}.bin", dtype=f"<{dtype}", mode="r", shape=(meta["rows"],))
             for name, dtype in meta["files"].items()
@@ -277,7 +289,7 @@ def open_point_columns(layer_id: Any, version: int) -> PointColumns | None:
     directory = _snapshot_dir(layer_id, version)
     try:
         snapshot = PointColumns.open(directory)
-    except (FileNotFoundError, ValueError):  # not exported yet, or removed by a newer export meanwhile
+    except (FileNotFoundError, ValueError):  # not exported yet, removed by a newer export, or of another format
         return None
     if snapshot.rows == 0:
         return None
@@ -378,38 +390,39 @@ def _search_box(z: int, x: int, y: int, margin: float) -> tuple[float, float, fl
         return cursor.fetchone()
 
 
-@dataclass
-class _Cells:
-    ids: list[np.ndarray]
-    counts: list[np.ndarray]
-    sum_x: list[np.ndarray]
-    sum_y: list[np.ndarray]
-    sums: dict[str, list[np.ndarray]]
-    valid: dict[str, list[np.ndarray]]
+# How a column is reduced per cell: NaN (SQL NULL) is left out of min / max / sums, and `valid` counts the rest.
+_REDUCERS = {
+    "sum": lambda values, starts: np.add.reduceat(values, starts),
+    "min": lambda values, starts: np.minimum.reduceat(values, starts),
+    "nanmin": lambda values, starts: np.fmin.reduceat(values, starts),
+    "nanmax": lambda values, starts: np.fmax.reduceat(values, starts),
+    "valid": lambda values, starts: np.add.reduceat((~np.isnan(values)).astype(np.int64), starts),
+}
 
 
-def _add_range(cells: _Cells, rows: _Rows, keep: np.ndarray, shift: int) -> None:
-    """Group the kept rows by cell (rows are in key order: a cell is a run)."""
+def _reduce_batch(rows: _Rows, keep: np.ndarray, shift: int, reductions: dict[str, tuple[str, str]]) -> dict:
+    """Per cell of the kept rows (in key order, so a cell is a run): `count` and each (column, reducer)."""
     kept = np.flatnonzero(keep)
     if not kept.size:
-        return
+        return {}
     cell = rows["key"][kept] >> shift
     starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
-    cells.counts.append(np.diff(np.append(starts, kept.size)))
-    cells.ids.append(np.minimum.reduceat(rows["id"][kept], starts))
-    cells.sum_x.append(np.add.reduceat(rows["x"][kept], starts))
-    cells.sum_y.append(np.add.reduceat(rows["y"][kept], starts))
-    for slot in cells.sums:
-        cells.sums[slot].append(np.add.reduceat(rows[f"s{slot}"][kept], starts))
-        cells.valid[slot].append(np.add.reduceat((~np.isnan(rows[slot][kept])).astype(np.int64), starts))
+    reduced = {"cell": cell[starts], "count": np.diff(np.append(starts, kept.size))}
+    for output, (column, reducer) in reductions.items():
+        reduced[output] = _REDUCERS[reducer](rows[column][kept], starts)
+    return reduced
 
 
-def _cells(
-    snapshot: PointColumns, ranges: tuple[list[int], list[int], int], box: tuple, predicates: list, slots: list[str]
-) -> _Cells:
+def _grouped(
+    snapshot: PointColumns,
+    ranges: tuple[list[int], list[int], int],
+    boxes: list[tuple[float, float, float, float]],
+    predicates: list,
+    reductions: dict[str, tuple[str, str]],
+) -> dict[str, np.ndarray]:
+    """Rows in the key ranges, inside one of the boxes (xmin, xmax, ymin, ymax, inclusive) and passing every
+    predicate, grouped by `key >> shift`: one array per output, a cell per element (`cell`, `count`, …)."""
     lows, highs, shift = ranges
-    xmin, xmax, ymin, ymax = box
-    cells = _Cells([], [], [], [], {s: [] for s in slots}, {s: [] for s in slots})
     keys = snapshot.arrays["key"]
     starts = np.searchsorted(keys, lows, side="left")
     ends = np.searchsorted(keys, highs, side="right")
@@ -419,22 +432,22 @@ def _cells(
     batches = [(starts[i : i + 1], ends[i : i + 1]) for i in np.flatnonzero(long)]
     if short.any():
         batches.append((starts[short], ends[short]))
+    parts: list[dict] = []
     for batch_starts, batch_ends in batches:
         rows = _Rows(snapshot, batch_starts, batch_ends)
         x, y = rows["x"], rows["y"]
-        keep = (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
+        keep = np.zeros(len(x), bool)
+        for xmin, xmax, ymin, ymax in boxes:
+            keep |= (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
         for predicate in predicates:
             keep &= predicate(rows)
-        _add_range(cells, rows, keep, shift)
-    return cells
+        parts.append(_reduce_batch(rows, keep, shift, reductions))
+    names = ["cell", "count", *reductions]
+    return {name: np.concatenate([p[name] for p in parts if p] or [np.empty(0)]) for name in names}
 
 
-def _joined(parts: list[np.ndarray], dtype: str) -> list:
-    return np.concatenate(parts).tolist() if parts else np.empty(0, dtype).tolist()
-
-
-def _encode(request: Any, cells: _Cells, attributes: list[tuple[str, str]], decimals: dict[str, int]) -> bytes:
-    counts = np.concatenate(cells.counts) if cells.counts else np.empty(0, np.int64)
+def _encode(request: Any, cells: dict[str, np.ndarray], attributes: list[tuple[str, str]], decimals: dict) -> bytes:
+    counts = cells["count"]
     if not counts.size:
         return b""
     arrays, names, sums, averages = "", "", "", ""
@@ -443,11 +456,11 @@ def _encode(request: Any, cells: _Cells, attributes: list[tuple[str, str]], deci
         "x": request.x,
         "y": request.y,
         "layer_name": LAYER_NAME,
-        "ids": _joined(cells.ids, "i8"),
+        "ids": cells["id"].tolist(),
         "counts": counts.tolist(),
         # the mean of the points, as avg(x) gives it (sum / count in float8)
-        "cx": (np.concatenate(cells.sum_x) / counts).tolist(),
-        "cy": (np.concatenate(cells.sum_y) / counts).tolist(),
+        "cx": (cells["sum_x"] / counts).tolist(),
+        "cy": (cells["sum_y"] / counts).tolist(),
     }
     for i, (name, slot) in enumerate(attributes):
         arrays += f", %(scaled{i})s::numeric[], %(valid{i})s::bigint[]"
@@ -456,8 +469,8 @@ def _encode(request: Any, cells: _Cells, attributes: list[tuple[str, str]], deci
         sums += f", c.scaled{i} * %(unit{i})s::numeric AS sum{i}, c.n{i}"
         averages += f", 'avg_' || %(agg{i})s, round(cells.sum{i} / nullif(cells.n{i}, 0), 2)"
         params |= {
-            f"scaled{i}": _joined(cells.sums[slot], "i8"),
-            f"valid{i}": _joined(cells.valid[slot], "i8"),
+            f"scaled{i}": cells[f"scaled_{slot}"].tolist(),
+            f"valid{i}": cells[f"valid_{slot}"].tolist(),
             f"unit{i}": Decimal(1).scaleb(-decimals[slot]),
             f"agg{i}": name,
         }
@@ -478,6 +491,11 @@ cells AS (
     return bytes(row[0]) if row and row[0] else b""
 
 
+def _predicates(snapshot: PointColumns, conditions: tuple[Condition, ...]) -> list | None:
+    predicates = [_predicate(snapshot, condition) for condition in conditions]
+    return None if None in predicates else predicates
+
+
 def clusters_from_columns(
     request: Any, state: TilingState, ranges: tuple[list[int], list[int], int], attributes: list[str], margin: float
 ) -> bytes | None:
@@ -486,10 +504,123 @@ def clusters_from_columns(
     snapshot = open_point_columns(request.layer.pk, state.points_data_version)
     if snapshot is None:
         return None
-    predicates = [_predicate(snapshot, condition) for condition in request.conditions]
+    predicates = _predicates(snapshot, request.conditions)
     slots = [snapshot.columns.get(name, {}).get("slot") for name in attributes]
-    if None in predicates or any(slot not in snapshot.sum_decimals for slot in slots):
+    if predicates is None or any(slot not in snapshot.sum_decimals for slot in slots):
         return None
+    reductions = {"id": ("id", "min"), "sum_x": ("x", "sum"), "sum_y": ("y", "sum")}
+    for slot in slots:
+        reductions |= {f"scaled_{slot}": (f"s{slot}", "sum"), f"valid_{slot}": (slot, "valid")}
     box = _search_box(request.z, request.x, request.y, margin)
-    cells = _cells(snapshot, ranges, box, predicates, slots)
+    cells = _grouped(snapshot, ranges, [box], predicates, reductions)
     return _encode(request, cells, list(zip(attributes, slots, strict=True)), snapshot.sum_decimals)
+
+
+# --- viewport clusters (the layers API) ----------------------------------------------------------------
+
+_MERCATOR_CORNERS_SQL = """
+SELECT ST_X(low), ST_X(high), ST_Y(low), ST_Y(high)
+FROM unnest(%(west)s::float8[], %(south)s::float8[], %(east)s::float8[], %(north)s::float8[]) WITH ORDINALITY
+     AS b(west, south, east, north, i),
+     LATERAL ST_Transform(ST_SetSRID(ST_MakePoint(b.west, b.south), 4326), 3857) AS low,
+     LATERAL ST_Transform(ST_SetSRID(ST_MakePoint(b.east, b.north), 4326), 3857) AS high
+ORDER BY b.i
+"""
+
+_LON_LAT_SQL = """
+SELECT ST_X(p), ST_Y(p)
+FROM unnest(%(x)s::float8[], %(y)s::float8[]) WITH ORDINALITY AS c(x, y, i),
+     LATERAL ST_Transform(ST_SetSRID(ST_MakePoint(c.x, c.y), 3857), 4326) AS p
+ORDER BY c.i
+"""
+
+
+def _mercator_boxes(envelopes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
+    """(west, south, east, north) boxes in degrees as (xmin, xmax, ymin, ymax) in Web Mercator, the corners
+    transformed as the stored points were (Mercator keeps lon / lat order, so a point is inside either both or
+    neither, up to rounding on the edge)."""
+    columns = dict(zip(("west", "south", "east", "north"), zip(*envelopes, strict=True), strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_MERCATOR_CORNERS_SQL, {name: list(values) for name, values in columns.items()})
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _lon_lat(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_LON_LAT_SQL, {"x": x.tolist(), "y": y.tolist()})
+        return cursor.fetchall()
+
+
+def _covering_ranges(boxes: list[tuple[float, float, float, float]], level: int) -> tuple[list[int], list[int]]:
+    """The union of the boxes' key ranges, as disjoint ranges of whole cells at `level` (or coarser)."""
+    from apps.tiles.pointtable import box_key_ranges
+
+    pairs = sorted(pair for box in boxes for pair in zip(*box_key_ranges(box, max_level=level), strict=True))
+    lows: list[int] = []
+    highs: list[int] = []
+    for low, high in pairs:
+        if lows and low <= highs[-1] + 1:
+            highs[-1] = max(highs[-1], high)
+        else:
+            lows.append(low)
+            highs.append(high)
+    return lows, highs
+
+
+def _attribute_stats(cells: dict[str, np.ndarray], i: int, slot: str, decimals: int) -> dict[str, float | None]:
+    """min / avg / max of one attribute in cell i, as the features' SQL path gives them: the average is the
+    exact decimal quotient (as numeric avg) before it becomes a float and is rounded."""
+    valid = int(cells[f"valid_{slot}"][i])
+    if not valid:
+        return {"min": None, "avg": None, "max": None}
+    average = Decimal(int(cells[f"scaled_{slot}"][i])).scaleb(-decimals) / valid
+    return {
+        "min": round(float(cells[f"min_{slot}"][i]), 4),
+        "avg": round(float(average), 4),
+        "max": round(float(cells[f"max_{slot}"][i]), 4),
+    }
+
+
+def viewport_clusters_from_columns(
+    layer: Layer,
+    envelopes: list[tuple[float, float, float, float]],
+    level: int,
+    conditions: tuple[Condition, ...],
+    attributes: list[str],
+) -> list[dict[str, Any]] | None:
+    """The viewport API's clusters (cells of `level`) from the point columns, as apps/layers/aggregates.py
+    computes them from the features, or None when the columns cannot answer (no current snapshot, a filter
+    or a numeric attribute they do not hold, cells finer than the key grid)."""
+    from apps.tiles.pointtable import KEY_ZOOM, current_point_table
+
+    state = current_point_table(layer) if level <= KEY_ZOOM else None
+    snapshot = open_point_columns(layer.pk, state.points_data_version) if state else None
+    if snapshot is None:
+        return None
+    predicates = _predicates(snapshot, conditions)
+    mappings = [snapshot.columns.get(name, {}) for name in attributes]
+    if predicates is None or any(m.get("slot") not in snapshot.sum_decimals for m in mappings):
+        return None
+    reductions = {"sum_x": ("x", "sum"), "sum_y": ("y", "sum")}
+    for m in mappings:
+        slot = m["slot"]
+        reductions |= {
+            f"min_{slot}": (slot, "nanmin"),
+            f"max_{slot}": (slot, "nanmax"),
+            f"scaled_{slot}": (f"s{slot}", "sum"),
+            f"valid_{slot}": (slot, "valid"),
+        }
+    boxes = _mercator_boxes(envelopes)
+    cells = _grouped(snapshot, (*_covering_ranges(boxes, level), 2 * (KEY_ZOOM - level)), boxes, predicates, reductions)
+    counts = cells["count"].astype(np.int64)
+    centroids = _lon_lat(cells["sum_x"] / np.maximum(counts, 1), cells["sum_y"] / np.maximum(counts, 1))
+    clusters = []
+    for i, count in enumerate(counts.tolist()):
+        lon, lat = centroids[i]
+        stats = {
+            name: _attribute_stats(cells, i, m["slot"], snapshot.sum_decimals[m["slot"]])
+            for name, m in zip(attributes, mappings, strict=True)
+        }
+        clusters.append({"count": count, "centroid": [round(lon, 7), round(lat, 7)], "stats": stats})
+    clusters.sort(key=lambda cluster: -cluster["count"])
+    return clusters

@@ -16,6 +16,7 @@ stale points: tiles compute on the fly until the tiling job rebuilt it.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -238,6 +239,19 @@ def _morton(cx: int, cy: int) -> int:
     )
 
 
+def _merged_ranges(columns: range, rows: range, shift: int) -> tuple[list[int], list[int]]:
+    """The key ranges of the cells in columns by rows (at the level `shift` implies), adjacent ones merged."""
+    lows: list[int] = []
+    highs: list[int] = []
+    for cell in sorted(_morton(cx, cy) for cx in columns for cy in rows):
+        if lows and highs[-1] + 1 == cell << shift:
+            highs[-1] = ((cell + 1) << shift) - 1
+        else:
+            lows.append(cell << shift)
+            highs.append(((cell + 1) << shift) - 1)
+    return lows, highs
+
+
 def key_ranges(z: int, x: int, y: int, cells_per_tile: int) -> tuple[list[int], list[int], int] | None:
     """Key ranges covering tile z/x/y plus one cluster cell of margin, and the shift from key to cell.
 
@@ -250,13 +264,32 @@ def key_ranges(z: int, x: int, y: int, cells_per_tile: int) -> tuple[list[int], 
     last = 2**level - 1
     columns = range(max(0, x * cells_per_tile - 1), min(last, (x + 1) * cells_per_tile) + 1)
     rows = range(max(0, y * cells_per_tile - 1), min(last, (y + 1) * cells_per_tile) + 1)
-    cells = sorted(_morton(cx, cy) for cx in columns for cy in rows)
-    lows: list[int] = []
-    highs: list[int] = []
-    for cell in cells:
-        if lows and highs[-1] + 1 == cell << shift:
-            highs[-1] = ((cell + 1) << shift) - 1
-        else:
-            lows.append(cell << shift)
-            highs.append(((cell + 1) << shift) - 1)
-    return lows, highs, shift
+    return (*_merged_ranges(columns, rows, shift), shift)
+
+
+MAX_BOX_CELLS = 4096
+
+
+def _cell_index(value: float, level: int) -> int:
+    """The column (or row from the south) of the cell at `level` holding a coordinate, clamped to the grid."""
+    last = 2**level - 1
+    if math.isinf(value):
+        return last if value > 0 else 0
+    return int(min(max((value + WORLD_HALF) // (2 * WORLD_HALF / 2**level), 0), last))
+
+
+def box_key_ranges(box: tuple[float, float, float, float], *, max_level: int = KEY_ZOOM) -> tuple[list[int], list[int]]:
+    """Key ranges covering a Web Mercator box (xmin, xmax, ymin, ymax; infinite sides reach the grid's edge).
+
+    Made of the finest cells (at most `max_level`) of which at most MAX_BOX_CELLS cover the box, with one cell
+    of margin (a point on a cell edge may be keyed to either side): a prefilter for an
+    exact test of the coordinates, like the tiles' ranges.
+    """
+    xmin, xmax, ymin, ymax = box
+    for level in range(max_level, -1, -1):
+        last = 2**level - 1
+        columns = range(max(0, _cell_index(xmin, level) - 1), min(last, _cell_index(xmax, level) + 1) + 1)
+        rows = range(max(0, last - _cell_index(ymax, level) - 1), min(last, last - _cell_index(ymin, level) + 1) + 1)
+        if len(columns) * len(rows) <= MAX_BOX_CELLS or level == 0:
+            return _merged_ranges(columns, rows, 2 * (KEY_ZOOM - level))
+    raise AssertionError("level 0 always returns")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from unittest import mock
 
 import numpy as np
 import pytest
 from django.db import connection
+from django.db.models import F
 
 from apps.jobs.models import Job
 from apps.layers.models import Layer
@@ -129,9 +131,9 @@ def test_after_an_edit_the_old_snapshot_is_never_used_and_a_new_export_replaces_
     listings.refresh_from_db()
     assert current_point_table(listings) is None
     state = build_point_table(listings)
-    with mock.patch.object(pointcolumns, "_cells", wraps=pointcolumns._cells) as cells:
+    with mock.patch.object(pointcolumns, "_grouped", wraps=pointcolumns._grouped) as grouped:
         assert _from_columns(listings, (3, 4, 3), "price__gte=20000") is None  # no snapshot of this version yet
-        assert not cells.called
+        assert not grouped.called
     export_point_columns(listings)
     assert not old.exists() and (columns_root() / str(listings.pk) / f"v{state.points_data_version}").is_dir()
     fallback = _decoded(render_tile(_request(listings, (3, 4, 3), "price__gte=20000"))[0])
@@ -200,3 +202,76 @@ def test_the_columns_go_where_the_deployment_points_them(listings, settings, tmp
     export_point_columns(listings)
     assert (tmp_path / "shared-columns" / str(listings.pk) / f"v{state.points_data_version}" / "meta.json").is_file()
     assert _from_columns(listings, (0, 0, 0), "price__gte=2000") is not None
+
+
+# --- the viewport API's clusters ---------------------------------------------------------------------------
+
+VIEWS = [
+    {"west": -180, "south": -90, "east": 180, "north": 90, "zoom": 0},
+    {"west": -2.5, "south": -2.5, "east": 2.5, "north": 2.5, "zoom": 6},
+    {"west": -1, "south": -1, "east": 0.5, "north": 0.25, "zoom": 9},
+    {"west": 170, "south": -30, "east": -170, "north": 10, "zoom": 2},  # across the antimeridian
+    {"west": 100, "south": -80, "east": 179.99, "north": -10, "zoom": 3},
+]
+VIEW_FILTERS = ["", "price__gte=20000", "status=active", "area__lt=51.5&status__ne=sold", "listed_at__gte=2026-03-01"]
+
+
+def _viewport(layer: Layer, view: dict, query: str, *, columns: bool) -> list[dict]:
+    from apps.layers.aggregates import Viewport, viewport_clusters
+    from apps.layers.filters import parse_filters
+
+    params = dict(pair.split("=") for pair in query.split("&")) if query else {}
+    conditions = parse_filters(params, layer.attribute_schema)
+    viewport = Viewport.parse({k: str(v) for k, v in view.items()})
+    if columns:
+        return viewport_clusters(layer, viewport, conditions)
+    with mock.patch("apps.layers.aggregates.viewport_clusters_from_columns", return_value=None):
+        return viewport_clusters(layer, viewport, conditions)
+
+
+def _comparable(clusters: list[dict]) -> list[tuple]:
+    return sorted((c["count"], json.dumps(c["stats"], sort_keys=True), *c["centroid"]) for c in clusters)
+
+
+@pytest.mark.parametrize("query", VIEW_FILTERS)
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: f"{v['west']},{v['south']},{v['east']},{v['north']}@{v['zoom']}")
+def test_viewport_clusters_from_the_columns_equal_the_ones_from_the_features(listings, view, query) -> None:
+    expected = _viewport(listings, view, query, columns=False)
+    build_point_table(listings)
+    export_point_columns(listings)
+    with mock.patch.object(pointcolumns, "_grouped", wraps=pointcolumns._grouped) as grouped:
+        found = _viewport(listings, view, query, columns=True)
+    assert grouped.called and (expected or query)  # every view holds points; a filter may leave none
+    assert [c["count"] for c in found] == sorted((c["count"] for c in found), reverse=True)
+    for got, want in zip(_comparable(found), _comparable(expected), strict=True):
+        assert got[:2] == want[:2]  # count and every attribute's min / avg / max
+        # Centroids: both are means rounded to 7 decimals (1 cm); summed in another order, a mean that
+        # falls on a rounding tie may land on the neighbouring digit.
+        assert got[2:] == pytest.approx(want[2:], abs=1.5e-7)
+
+
+def test_the_viewport_falls_back_to_the_features_when_the_columns_cannot_answer(listings) -> None:
+    build_point_table(listings)
+    export_point_columns(listings)
+    view = VIEWS[0]
+    with mock.patch.object(pointcolumns, "_grouped", wraps=pointcolumns._grouped) as grouped:
+        ranged = _viewport(listings, view, "status__gt=m", columns=True)  # collation-dependent: SQL only
+        assert not grouped.called
+    assert _comparable(ranged) == _comparable(_viewport(listings, view, "status__gt=m", columns=False))
+    Layer.objects.for_workspace(listings.workspace_id).filter(pk=listings.pk).update(data_version=F("data_version") + 1)
+    listings.refresh_from_db()
+    with mock.patch.object(pointcolumns, "_grouped", wraps=pointcolumns._grouped) as grouped:
+        _viewport(listings, view, "", columns=True)  # the snapshot is of an older version
+        assert not grouped.called
+
+
+def test_a_snapshot_of_another_format_is_ignored_and_rewritten(listings) -> None:
+    state = build_point_table(listings)
+    export_point_columns(listings)
+    meta_path = columns_root() / str(listings.pk) / f"v{state.points_data_version}" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps(meta | {"format": pointcolumns.FORMAT - 1}))
+    pointcolumns._opened.clear()
+    assert open_point_columns(listings.pk, state.points_data_version) is None
+    assert export_point_columns(listings)["format"] == pointcolumns.FORMAT
+    assert open_point_columns(listings.pk, state.points_data_version) is not None
