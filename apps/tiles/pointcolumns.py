@@ -396,20 +396,28 @@ _REDUCERS = {
     "min": lambda values, starts: np.minimum.reduceat(values, starts),
     "nanmin": lambda values, starts: np.fmin.reduceat(values, starts),
     "nanmax": lambda values, starts: np.fmax.reduceat(values, starts),
-    "valid": lambda values, starts: np.add.reduceat((~np.isnan(values)).astype(np.int64), starts),
+    "valid": lambda values, starts: np.add.reduceat(~np.isnan(values), starts, dtype=np.int64),
 }
 
 
 def _reduce_batch(rows: _Rows, keep: np.ndarray, shift: int, reductions: dict[str, tuple[str, str]]) -> dict:
     """Per cell of the kept rows (in key order, so a cell is a run): `count` and each (column, reducer)."""
-    kept = np.flatnonzero(keep)
-    if not kept.size:
+    if keep.all():  # e.g. an unfiltered view: the columns as they are, without copying them
+        kept: slice | np.ndarray = slice(None)
+        size = len(keep)
+    else:
+        kept = np.flatnonzero(keep)
+        size = kept.size
+    if not size:
         return {}
     cell = rows["key"][kept] >> shift
     starts = np.flatnonzero(np.concatenate(([True], cell[1:] != cell[:-1])))
-    reduced = {"cell": cell[starts], "count": np.diff(np.append(starts, kept.size))}
+    reduced = {"cell": cell[starts], "count": np.diff(np.append(starts, size))}
+    taken: dict[str, np.ndarray] = {}  # a column several reducers read is copied once
     for output, (column, reducer) in reductions.items():
-        reduced[output] = _REDUCERS[reducer](rows[column][kept], starts)
+        if column not in taken:
+            taken[column] = rows[column][kept]
+        reduced[output] = _REDUCERS[reducer](taken[column], starts)
     return reduced
 
 
