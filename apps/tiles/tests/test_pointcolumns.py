@@ -275,3 +275,30 @@ def test_a_snapshot_of_another_format_is_ignored_and_rewritten(listings) -> None
     assert open_point_columns(listings.pk, state.points_data_version) is None
     assert export_point_columns(listings)["format"] == pointcolumns.FORMAT
     assert open_point_columns(listings.pk, state.points_data_version) is not None
+
+
+def test_a_member_gets_the_column_tile_over_http_and_an_edit_is_shown_at_once(listings) -> None:
+    """End to end through the tile view (and its cache): the columns answer, and after an edit the old
+    snapshot is never used, so the new point is counted before any rebuild."""
+    from apps.tiles.tests.test_tiles import decode, tile_url
+
+    editor = MembershipFactory(workspace=listings.workspace, role="editor").user
+    client = client_for(editor)
+    url = tile_url(listings, 2, lon=0.5, lat=0.5, query="price__gte=20000")
+    expected = sum(f["properties"]["point_count"] for f in decode(client.get(url)))
+    build_point_table(listings)
+    export_point_columns(listings)
+    listings.refresh_from_db()
+    with mock.patch.object(pointcolumns, "_grouped", wraps=pointcolumns._grouped) as grouped:
+        other_zoom = tile_url(listings, 3, lon=0.5, lat=0.5, query="price__gte=20000")
+        from_columns = sum(f["properties"]["point_count"] for f in decode(client.get(other_zoom)))
+        assert grouped.called and from_columns > 0
+    point = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [0.5, 0.5]},
+        "properties": {"price": 99000},
+    }
+    assert client.post(f"/api/v1/layers/{listings.pk}/features/", point, format="json").status_code == 201
+    with mock.patch.object(pointcolumns, "_grouped", wraps=pointcolumns._grouped) as grouped:
+        assert sum(f["properties"]["point_count"] for f in decode(client.get(url))) == expected + 1
+        assert not grouped.called
