@@ -223,7 +223,7 @@ EXPORT_RETENTION_HOURS = env.int("EXPORT_RETENTION_HOURS", default=24)
 # A tile archive (MBTiles / PMTiles) covering more tiles than this is refused with a 400 (apps/tiles/archives.py).
 EXPORT_TILES_MAX_TILES = 100_000
 # Point layers at least this large get a point table (apps/tiles/pointtable.py) for filtered cluster tiles.
-TILES_POINT_TABLE_MIN_FEATURES = 50_000
+TILES_POINT_TABLE_MIN_FEATURES = env.int("TILES_POINT_TABLE_MIN_FEATURES", default=50_000)
 # Where the tiling job writes point columns (apps/tiles/pointcolumns.py) for web processes to map: a POSIX
 # filesystem that web and tiling workers share (default: MEDIA_ROOT/tiles/points). A web node without them
 # answers the same tiles from the point table, slower.

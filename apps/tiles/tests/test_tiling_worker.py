@@ -99,3 +99,62 @@ def test_a_tile_archive_export_runs_on_a_worker_of_the_tiling_queue(tmp_path: Pa
     archive.write_bytes(b"".join(client_for(viewer).get(f"/api/v1/jobs/{job.pk}/download/").streaming_content))
     _header, _metadata, tiles = pmtiles_tiles(archive)
     assert len(tiles) == 11 and {z for z, _x, _y in tiles} == set(range(11))
+
+
+def test_the_worker_exports_point_columns_that_the_tiles_then_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings
+) -> None:
+    """Point table and point columns built by a real worker (into the shared columns root), then a filtered
+    cluster tile over HTTP comes from the columns and equals the one computed from the features."""
+    from unittest import mock
+
+    from apps.tiles import pointcolumns
+    from apps.tiles.tests.test_pointtable import _decoded
+    from apps.tiles.tests.test_tiles import tile_url
+
+    monkeypatch.setattr(services, "DEBOUNCE_SECONDS", 0)
+    settings.TILES_POINT_TABLE_MIN_FEATURES = 1000
+    settings.TILES_POINT_COLUMNS_ROOT = str(tmp_path / "columns")
+    celery_app.control.purge()
+    layer = LayerFactory(
+        geometry_type="point",
+        is_global=True,
+        attribute_schema={"price": "integer", "status": "string"},
+        style_config={"cluster_max_zoom": 6, "cluster_properties": ["price"]},
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO layers_feature (created_at, updated_at, workspace_id, layer_id, geom, properties, version)
+            SELECT now(), now(), %s, %s, ST_SetSRID(ST_MakePoint(24 + (i %% 97) * 0.01, 60 + (i %% 89) * 0.01), 4326),
+                   jsonb_build_object('price', 1000 * (i %% 40), 'status', (ARRAY['active', 'sold'])[i %% 2 + 1]), 1
+            FROM generate_series(1, 6000) AS i
+            """,
+            [layer.workspace_id, layer.pk],
+        )
+    Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk).update(feature_count=6000)
+    cache.delete(f"tiling:pending:{layer.pk}")
+    editor = MembershipFactory(workspace=layer.workspace, role="editor").user
+    client = client_for(editor)
+    url = tile_url(layer, 5, lon=24.4, lat=60.4, query="price__gte=20000&status=active")
+    worker = start_celery_worker(
+        queues="tiling",
+        log=tmp_path / "worker.log",
+        TILES_POINT_TABLE_MIN_FEATURES="1000",
+        TILES_POINT_COLUMNS_ROOT=settings.TILES_POINT_COLUMNS_ROOT,
+    )
+    try:
+        point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.5, 60.5]}, "properties": {}}
+        assert client.post(f"/api/v1/layers/{layer.pk}/features/", point, format="json").status_code == 201
+        expected = _decoded(client.get(url).content)  # computed from the features: nothing is built yet
+        job = Job.objects.for_workspace(layer.workspace_id).get(kind="tiling", layer=layer)
+        wait_until(lambda: Job.objects.unscoped().get(pk=job.pk).is_finished, timeout=60, what="tiling job finished")
+    finally:
+        stop_worker(worker)
+    job.refresh_from_db()
+    assert job.status == "succeeded", (job.error, (tmp_path / "worker.log").read_text()[-2000:])
+    assert job.result["points"] == 6001 and job.result["point_columns"] == 6001
+    cache.clear()  # the tile cached before the build
+    with mock.patch.object(pointcolumns, "_grouped", wraps=pointcolumns._grouped) as grouped:
+        assert _decoded(client.get(url).content) == expected and expected
+        assert grouped.called
