@@ -51,7 +51,8 @@ COPY_CHUNK_BYTES = 32 * 2**20  # rows are parsed and written this many bytes at 
 # Key ranges this long are read in place; shorter ones are gathered into one batch (a z10 tile is ~50 short ranges).
 LONG_RANGE_ROWS = 4096
 _OPEN_LIMIT = 16  # snapshots kept mapped per process (one per layer)
-_BINARY_COPY_HEADER = 19  # signature, flags, extension length
+_BINARY_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_BINARY_COPY_HEADER = len(_BINARY_COPY_SIGNATURE) + 8  # then flags and the extension's length (0)
 _FIXED = {"key": ("key", "i8"), "id": ("feature_id", "i8"), "x": ("x", "f8"), "y": ("y", "f8")}
 
 
@@ -134,7 +135,9 @@ def _copy_columns(cursor: Any, layer_id: Any, fields: list[tuple[str, str, str]]
         with cursor.cursor.copy(sql, [layer_id]) as copy:
             for data in copy:
                 pending += data
-                if header_left:
+                if header_left and len(pending) >= header_left:
+                    if not pending.startswith(_BINARY_COPY_SIGNATURE):
+                        raise ValueError("the point-table copy is not in PostgreSQL's binary format")
                     del pending[:header_left]
                     header_left = 0
                 if len(pending) >= COPY_CHUNK_BYTES:
