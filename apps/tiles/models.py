@@ -70,7 +70,12 @@ class ClusterPoint(models.Model):
     workspace = models.ForeignKey(
         "workspaces.Workspace", on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
     )
-    layer = models.ForeignKey("layers.Layer", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint either: its deferred check ran once per row at the build's commit (~30 s of
+    # a 10M-point build). The build holds the layer row FOR KEY SHARE instead (aggregates.layer_for_build),
+    # so the layer cannot be deleted under it, and Django's cascade deletes the rows with the layer.
+    layer = models.ForeignKey(
+        "layers.Layer", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     key = models.BigIntegerField()
     feature_id = models.BigIntegerField()
     x = models.FloatField()  # Web Mercator metres, exact: cluster centroids equal the on-the-fly ones

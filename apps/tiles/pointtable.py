@@ -181,13 +181,15 @@ def _store_codes(layer: Layer, dictionaries: dict[str, list[str]], columns: dict
 def build_point_table(layer: Layer) -> TilingState:
     """Replace the layer's point table with one for its current data version.
 
-    One transaction under the layer's row lock (as the cluster build): tiles keep
-    computing on the fly until it commits, and an edit waits for it, then bumps
-    data_version past it.
+    One transaction, labelled as `aggregates.layer_for_build` explains (edits go on
+    meanwhile; one that commits during the build leaves the table unused): tiles keep
+    computing on the fly until it commits.
     """
+    from apps.tiles.aggregates import layer_for_build
+
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        locked = Layer.objects.for_workspace(layer.workspace_id).select_for_update().get(pk=layer.pk)
+        locked = layer_for_build(layer)
         cursor.execute("DELETE FROM tiles_clusterpoint WHERE layer_id = %s", [layer.pk])
         cursor.execute("DELETE FROM tiles_clusterpointcode WHERE layer_id = %s", [layer.pk])
         columns, dictionaries = _columns_for(cursor, locked)

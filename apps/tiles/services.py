@@ -58,18 +58,20 @@ def layer_tiling_execute(*, job: Job) -> None:
     claimed = job_start(job=job)
     if claimed is None:
         return
-    job_report(job=claimed, phase="tiling", progress=5)
+    # The point table and its columns first: once they are current they answer every cluster tile,
+    # filtered or not, in milliseconds, while the cluster cells (the fastest unfiltered path) are built.
+    points = columns = None
+    if layer_needs_point_table(layer):
+        job_report(job=claimed, phase="point table", progress=5)
+        points = build_point_table(layer)
+        job_report(job=claimed, phase="point columns", progress=40)
+        columns = export_point_columns(layer)
+    job_report(job=claimed, phase="tiling", progress=55)
     style = layer.style_config or {}
     numeric = [a for a in style.get("cluster_properties", []) if layer.attribute_schema.get(a) in ("integer", "number")]
     cells = build_point_clusters(
         layer, max_zoom=style.get("cluster_max_zoom", 11), cells_per_tile=CLUSTER_CELLS, attributes=numeric
     )
-    points = columns = None
-    if layer_needs_point_table(layer):
-        job_report(job=claimed, phase="point table", progress=50)
-        points = build_point_table(layer)
-        job_report(job=claimed, phase="point columns", progress=75)
-        columns = export_point_columns(layer)
     job_report(job=claimed, phase="stats", progress=90)
     attribute_stats(layer)
     with transaction.atomic():

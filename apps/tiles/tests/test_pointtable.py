@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
+from collections.abc import Iterator
+
 import mapbox_vector_tile
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 
 from apps.jobs.models import Job
 from apps.layers.filters import parse_filters
@@ -238,3 +243,95 @@ def test_deleting_the_workspace_deletes_its_point_table(listings) -> None:
     assert not ClusterPoint.objects.filter(workspace_id=listings.workspace_id).exists()
     assert not ClusterPointCode.objects.filter(workspace_id=listings.workspace_id).exists()
     assert ClusterPoint.objects.filter(layer_id=other.pk).count() == 2000
+
+
+def _build_clusters(layer: Layer) -> int:
+    from apps.tiles.aggregates import build_point_clusters
+
+    return build_point_clusters(layer, max_zoom=9, cells_per_tile=16, attributes=["price"])
+
+
+def _current_clusters(layer: Layer) -> object | None:
+    from apps.tiles.aggregates import precomputed_version
+
+    return precomputed_version(layer)
+
+
+@contextlib.contextmanager
+def _build_paused_after(module: str, step: str, build, layer: Layer, monkeypatch) -> Iterator[list]:
+    """Run `build(layer)` in a thread of its own (its own connection and transaction), paused right after
+    `module.step` until the block ends; yields the errors the build raised (checked after the block)."""
+    target = importlib.import_module(module)
+    reached, release, errors = threading.Event(), threading.Event(), []
+    real_step = getattr(target, step)
+
+    def step_then_wait(*args, **kwargs):
+        result = real_step(*args, **kwargs)
+        reached.set()
+        release.wait(30)
+        return result
+
+    def run_build() -> None:
+        try:
+            build(layer)
+        except Exception as error:  # reported to the test through `errors`
+            errors.append(error)
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(target, step, step_then_wait)
+    builder = threading.Thread(target=run_build)
+    builder.start()
+    try:
+        assert reached.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        yield errors
+    finally:
+        release.set()
+        builder.join(30)
+        monkeypatch.setattr(target, step, real_step)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+
+BUILDS = [
+    ("apps.tiles.pointtable", "_insert_points", build_point_table, current_point_table),
+    ("apps.tiles.aggregates", "_create_build_table", _build_clusters, _current_clusters),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("module", "step", "build", "current"), BUILDS, ids=["point-table", "cluster-cells"])
+def test_an_edit_commits_while_a_build_runs_and_that_build_is_never_used(
+    monkeypatch, module: str, step: str, build, current
+) -> None:
+    """A build does not hold the layer's row: the edit would fail on its 2 s lock timeout if it had to
+    wait. The build, labelled with the version before the edit, is then never read."""
+    layer = _make_listings(2000)
+    editor = MembershipFactory(workspace=layer.workspace, role="editor").user
+    with _build_paused_after(module, step, build, layer, monkeypatch) as errors:
+        point = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [0.5, 0.5]}, "properties": {}}
+        response = client_for(editor).post(f"/api/v1/layers/{layer.pk}/features/", point, format="json")
+        assert response.status_code == 201, response.content
+    assert not errors
+    layer.refresh_from_db()
+    assert current(layer) is None  # built for the version before the edit
+    build(layer)
+    assert current(layer) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_layer_is_not_deleted_under_its_point_table_build_and_leaves_no_rows(monkeypatch) -> None:
+    """The point rows have no database constraint: the build's key-share lock on the layer makes the
+    delete wait (here: fail on its lock timeout) until the build committed, then Django's cascade removes them."""
+    layer = _make_listings(2000)
+    layers = Layer.objects.for_workspace(layer.workspace_id).filter(pk=layer.pk)
+    with (
+        _build_paused_after("apps.tiles.pointtable", "_insert_points", build_point_table, layer, monkeypatch) as errors,
+        pytest.raises(OperationalError, match="lock timeout"),
+    ):
+        layers.delete()
+    assert not errors and ClusterPoint.objects.filter(layer_id=layer.pk).count() == 2000
+    layers.delete()
+    assert not ClusterPoint.objects.filter(layer_id=layer.pk).exists()
