@@ -179,6 +179,9 @@ def export_point_columns(layer: Layer) -> dict[str, Any] | None:
             return existing
         shutil.rmtree(final, ignore_errors=True)  # another format: readers ignore it meanwhile
         final.parent.mkdir(parents=True, exist_ok=True)
+        # What a killed export left (exports of a layer take turns on the state row, so none is running).
+        for abandoned in final.parent.glob(".building-*"):
+            shutil.rmtree(abandoned, ignore_errors=True)
         building = final.parent / f".building-{uuid.uuid4().hex}"
         building.mkdir()
         try:

@@ -141,6 +141,15 @@ def test_after_an_edit_the_old_snapshot_is_never_used_and_a_new_export_replaces_
     assert any(dict(props)["avg_price"] for _, _, props in fallback)
 
 
+def test_an_export_clears_what_a_killed_export_left(listings) -> None:
+    state = build_point_table(listings)
+    abandoned = columns_root() / str(listings.pk) / ".building-0123"
+    abandoned.mkdir(parents=True)
+    (abandoned / "key.bin").write_bytes(b"half a column")
+    export_point_columns(listings)
+    assert sorted(p.name for p in (columns_root() / str(listings.pk)).iterdir()) == [f"v{state.points_data_version}"]
+
+
 def test_a_failed_export_leaves_no_snapshot_behind(listings) -> None:
     state = build_point_table(listings)
     failing = mock.patch.object(pointcolumns, "_dictionaries", side_effect=RuntimeError("killed"))
