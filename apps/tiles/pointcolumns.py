@@ -43,6 +43,7 @@ from apps.layers.models import Layer
 from apps.tiles.models import TilingState
 from apps.tiles.mvt import BUFFER, CLUSTER_ROWS_SQL, EXTENT, LAYER_NAME
 from apps.tiles.pointfilters import day_number
+from apps.tiles.pointtable import KEY_ZOOM, box_key_ranges, current_point_table
 
 MAX_SUM_DECIMALS = 6
 # Raised when the files change shape: snapshots of another format are ignored by readers and rewritten by exports.
@@ -567,8 +568,6 @@ def _lon_lat(x: np.ndarray, y: np.ndarray) -> list[tuple[float, float]]:
 
 def _covering_ranges(boxes: list[tuple[float, float, float, float]], level: int) -> tuple[list[int], list[int]]:
     """The union of the boxes' key ranges, as disjoint ranges of whole cells at `level` (or coarser)."""
-    from apps.tiles.pointtable import box_key_ranges
-
     pairs = sorted(pair for box in boxes for pair in zip(*box_key_ranges(box, max_level=level), strict=True))
     lows: list[int] = []
     highs: list[int] = []
@@ -605,8 +604,6 @@ def viewport_clusters_from_columns(
     """The viewport API's clusters (cells of `level`) from the point columns, as apps/layers/aggregates.py
     computes them from the features, or None when the columns cannot answer (no current snapshot, a filter
     or a numeric attribute they do not hold, cells finer than the key grid)."""
-    from apps.tiles.pointtable import KEY_ZOOM, current_point_table
-
     state = current_point_table(layer) if level <= KEY_ZOOM else None
     snapshot = open_point_columns(layer.pk, state.points_data_version) if state else None
     if snapshot is None:

@@ -25,7 +25,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.layers.models import GeometryType, Layer
-from apps.tiles.models import TilingState
+from apps.tiles.aggregates import layer_for_build
+from apps.tiles.models import ClusterPointCode, TilingState
 
 KEY_ZOOM = 20
 WORLD_HALF = 20037508.342789244
@@ -167,8 +168,6 @@ def _integral_numbers(cursor: Any, layer: Layer, columns: dict[str, dict[str, An
 
 
 def _store_codes(layer: Layer, dictionaries: dict[str, list[str]], columns: dict[str, dict[str, Any]]) -> None:
-    from apps.tiles.models import ClusterPointCode
-
     ClusterPointCode.objects.bulk_create(
         ClusterPointCode(
             workspace_id=layer.workspace_id, layer_id=layer.pk, slot=int(columns[name]["slot"][1:]), code=i, value=v
@@ -185,8 +184,6 @@ def build_point_table(layer: Layer) -> TilingState:
     meanwhile; one that commits during the build leaves the table unused): tiles keep
     computing on the fly until it commits.
     """
-    from apps.tiles.aggregates import layer_for_build
-
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         locked = layer_for_build(layer)
